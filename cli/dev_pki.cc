@@ -30,6 +30,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/naming.h"
+#include "common/spiffe_id.h"
 
 namespace ferry::cli {
 namespace {
@@ -192,29 +194,13 @@ absl::Status ReplaceFiles(const std::vector<PendingFile>& files) {
 
 // ---- Validation ------------------------------------------------------------
 
-bool IsDnsLabel(absl::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
-
-// Dot-separated DNS labels, at most 253 characters.
+// Dot-separated DNS labels (each one a valid Ferry name), at most 253 characters.
 bool IsDnsName(absl::string_view s) {
   if (s.empty() || s.size() > 253) return false;
   for (absl::string_view label : absl::StrSplit(s, '.')) {
-    if (!IsDnsLabel(label)) return false;
+    if (!IsValidName(label)) return false;
   }
   return true;
-}
-
-absl::Status ValidateLabel(absl::string_view field, absl::string_view value) {
-  if (IsDnsLabel(value)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " '", value,
-                   "' is not a DNS label: use 1-63 lowercase letters, digits and '-', "
-                   "starting and ending with a letter or digit"));
 }
 
 absl::Status ValidateTrustDomain(absl::string_view trust_domain) {
@@ -226,10 +212,9 @@ absl::Status ValidateTrustDomain(absl::string_view trust_domain) {
 }
 
 absl::Status ValidateRole(absl::string_view role) {
-  const std::vector<std::string>& roles = DevPkiRoles();
-  if (std::find(roles.begin(), roles.end(), role) != roles.end()) return absl::OkStatus();
+  if (IsKnownRole(role)) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat("role '", role, "' is not one of ", absl::StrJoin(roles, ", ")));
+      absl::StrCat("role '", role, "' is not one of ", absl::StrJoin(DevPkiRoles(), ", ")));
 }
 
 absl::Status ValidateDnsSan(absl::string_view name) {
@@ -624,11 +609,6 @@ std::string CertFileStem(absl::string_view role, absl::string_view tenant, absl:
   return absl::StrCat(role, "-", tenant, "-", name);
 }
 
-std::string SpiffeId(absl::string_view trust_domain, absl::string_view tenant,
-                     absl::string_view role, absl::string_view name) {
-  return absl::StrCat("spiffe://", trust_domain, "/tenant/", tenant, "/", role, "/", name);
-}
-
 absl::Status InitCa(const std::string& dir, const CaOptions& options) {
   if (absl::Status s = ValidateTrustDomain(options.trust_domain); !s.ok()) return s;
   if (options.validity <= absl::ZeroDuration()) {
@@ -664,9 +644,9 @@ absl::Status InitCa(const std::string& dir, const CaOptions& options) {
 }
 
 absl::StatusOr<IssuedPaths> Issue(const std::string& dir, const IssueOptions& options) {
-  if (absl::Status s = ValidateLabel("tenant", options.tenant); !s.ok()) return s;
+  if (absl::Status s = ValidateName(NameKind::kTenant, options.tenant); !s.ok()) return s;
   if (absl::Status s = ValidateRole(options.role); !s.ok()) return s;
-  if (absl::Status s = ValidateLabel("name", options.name); !s.ok()) return s;
+  if (absl::Status s = ValidateName(NameKind::kComponent, options.name); !s.ok()) return s;
 
   CertSpec spec;
   spec.subject_cn = options.name;
@@ -709,7 +689,7 @@ absl::StatusOr<IssuedPaths> Issue(const std::string& dir, const IssueOptions& op
     trust_domain = CaTrustDomain(ca->cert.get()).value_or(kDefaultTrustDomain);
   }
   if (!options.uri_san_override.has_value()) {
-    spec.uri_sans = {SpiffeId(trust_domain, options.tenant, options.role, options.name)};
+    spec.uri_sans = {SpiffeId{trust_domain, options.tenant, options.role, options.name}.ToUri()};
   } else if (!options.uri_san_override->empty()) {
     spec.uri_sans = {*options.uri_san_override};
   }

@@ -9,7 +9,8 @@
 // and renamed into place, so a reader never sees a half-written file.
 //
 // Issued certificates carry the identity Ferry authorizes on (see DESIGN.md,
-// "Identity"): the URI SAN spiffe://<trust_domain>/tenant/<tenant>/<role>/<name>.
+// "Identity"): the URI SAN spiffe://<trust_domain>/tenant/<tenant>/<role>/<name>,
+// formatted by common/spiffe_id.h so that ParseSpiffeId accepts it.
 // This is a development tool: the CA key sits unencrypted on disk.
 //
 // Thread safety: the functions hold no state; concurrent calls on the same
@@ -55,13 +56,15 @@ struct CaOptions {
 absl::Status InitCa(const std::string& dir, const CaOptions& options);
 
 // The roles a certificate may be issued for: the four of DESIGN.md plus
-// "intermediate", the control-plane server.
+// "intermediate", the control-plane server (the same set as
+// ferry::IsKnownRole in common/spiffe_id.h, listed for help and errors).
 const std::vector<std::string>& DevPkiRoles();
 
 struct IssueOptions {
-  std::string tenant;  // DNS label: [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?
-  std::string role;    // One of DevPkiRoles().
-  std::string name;    // DNS label; also the subject CN.
+  // DNS labels, [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])? (common/naming.h).
+  std::string tenant;
+  std::string role;  // One of DevPkiRoles().
+  std::string name;  // Also the subject CN.
   // Empty: the CA's trust domain (from its URI SAN), else "ferry.local".
   std::string trust_domain;
   // DNS and IP SANs. For the server role "intermediate", an empty dns_sans
@@ -88,10 +91,6 @@ struct IssuedPaths {
 
 // "<role>-<tenant>-<name>": the file stem Issue writes for these options.
 std::string CertFileStem(absl::string_view role, absl::string_view tenant, absl::string_view name);
-
-// "spiffe://<trust_domain>/tenant/<tenant>/<role>/<name>".
-std::string SpiffeId(absl::string_view trust_domain, absl::string_view tenant,
-                     absl::string_view role, absl::string_view name);
 
 // Issues a fresh ECDSA P-256 key and a certificate signed by the CA in `dir`:
 // subject CN = name, random positive 128-bit serial, basicConstraints CA:FALSE,

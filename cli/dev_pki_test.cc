@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/spiffe_id.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -279,9 +280,13 @@ TEST_F(DevPkiTest, UriSanIsExactlyTheSpiffeId) {
     Sans sans = ReadSans(leaf.get());
     EXPECT_THAT(sans.uris, ElementsAre(c.want));
     EXPECT_THAT(sans.dns, IsEmpty()) << "only the intermediate gets default DNS SANs";
-    EXPECT_EQ(
-        SpiffeId(c.option_domain.empty() ? c.ca_domain : c.option_domain, "acme", c.role, "web"),
-        c.want);
+    // What we write is what the servers' parser accepts, field for field.
+    absl::StatusOr<SpiffeId> parsed = ParseSpiffeId(sans.uris.at(0));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->trust_domain, c.option_domain.empty() ? c.ca_domain : c.option_domain);
+    EXPECT_EQ(parsed->tenant, "acme");
+    EXPECT_EQ(parsed->role, c.role);
+    EXPECT_EQ(parsed->name, "web");
   }
 }
 
@@ -381,14 +386,15 @@ TEST_F(DevPkiTest, BadInputIsRefusedWithTheReason) {
   };
   const std::string long_label(64, 'a');
   std::vector<Case> cases = {
-      {"uppercase tenant", with([](IssueOptions& o) { o.tenant = "Acme"; }), "tenant 'Acme'"},
-      {"empty tenant", with([](IssueOptions& o) { o.tenant = ""; }), "tenant ''"},
-      {"dotted tenant", with([](IssueOptions& o) { o.tenant = "a.b"; }), "tenant 'a.b'"},
-      {"leading dash", with([](IssueOptions& o) { o.name = "-web"; }), "name '-web'"},
-      {"trailing dash", with([](IssueOptions& o) { o.name = "web-"; }), "name 'web-'"},
-      {"underscore", with([](IssueOptions& o) { o.name = "my_web"; }), "name 'my_web'"},
-      {"slash", with([](IssueOptions& o) { o.name = "../x"; }), "name '../x'"},
-      {"64 chars", with([&](IssueOptions& o) { o.name = long_label; }), "not a DNS label"},
+      {"uppercase tenant", with([](IssueOptions& o) { o.tenant = "Acme"; }),
+       "tenant name \"Acme\""},
+      {"empty tenant", with([](IssueOptions& o) { o.tenant = ""; }), "tenant name is empty"},
+      {"dotted tenant", with([](IssueOptions& o) { o.tenant = "a.b"; }), "tenant name \"a.b\""},
+      {"leading dash", with([](IssueOptions& o) { o.name = "-web"; }), "name \"-web\""},
+      {"trailing dash", with([](IssueOptions& o) { o.name = "web-"; }), "name \"web-\""},
+      {"underscore", with([](IssueOptions& o) { o.name = "my_web"; }), "name \"my_web\""},
+      {"slash", with([](IssueOptions& o) { o.name = "../x"; }), "name \"../x\""},
+      {"64 chars", with([&](IssueOptions& o) { o.name = long_label; }), "at most 63"},
       {"role", with([](IssueOptions& o) { o.role = "root"; }), "role 'root' is not one of"},
       {"dns", with([](IssueOptions& o) { o.dns_sans = {"bad name"}; }), "DNS SAN 'bad name'"},
       {"ip", with([](IssueOptions& o) { o.ip_sans = {"1.2.3"}; }), "IP SAN '1.2.3'"},
@@ -413,6 +419,11 @@ TEST_F(DevPkiTest, BadInputIsRefusedWithTheReason) {
   // The boundaries of a valid label are accepted.
   EXPECT_TRUE(Issue(dir_, Options("agent", "a", std::string(63, 'z'))).ok());
   EXPECT_TRUE(Issue(dir_, Options("agent", "0-9", "a1")).ok());
+}
+
+TEST(DevPkiRolesTest, EveryRoleIsOneTheServersKnow) {
+  EXPECT_THAT(DevPkiRoles(), ElementsAre("connector", "agent", "relay", "admin", "intermediate"));
+  for (const std::string& role : DevPkiRoles()) EXPECT_TRUE(IsKnownRole(role)) << role;
 }
 
 TEST_F(DevPkiTest, IssueNeedsACa) {
