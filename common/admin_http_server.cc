@@ -50,66 +50,40 @@ constexpr Clock::duration kLingerTimeout = std::chrono::seconds(1);
 constexpr Clock::duration kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 absl::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 307:
-      return "Temporary Redirect";
-    case 308:
-      return "Permanent Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Gone";
-    case 412:
-      return "Precondition Failed";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "";
+  static constexpr std::pair<int, const char*> kPhrases[] = {
+      {200, "OK"},
+      {201, "Created"},
+      {202, "Accepted"},
+      {204, "No Content"},
+      {301, "Moved Permanently"},
+      {302, "Found"},
+      {304, "Not Modified"},
+      {307, "Temporary Redirect"},
+      {308, "Permanent Redirect"},
+      {400, "Bad Request"},
+      {401, "Unauthorized"},
+      {403, "Forbidden"},
+      {404, "Not Found"},
+      {405, "Method Not Allowed"},
+      {408, "Request Timeout"},
+      {409, "Conflict"},
+      {410, "Gone"},
+      {412, "Precondition Failed"},
+      {413, "Content Too Large"},
+      {414, "URI Too Long"},
+      {429, "Too Many Requests"},
+      {431, "Request Header Fields Too Large"},
+      {500, "Internal Server Error"},
+      {501, "Not Implemented"},
+      {502, "Bad Gateway"},
+      {503, "Service Unavailable"},
+      {504, "Gateway Timeout"},
+      {505, "HTTP Version Not Supported"},
+  };
+  for (const auto& entry : kPhrases) {
+    if (entry.first == status) return entry.second;
   }
+  return "";  // The reason phrase is optional (RFC 9112 section 4).
 }
 
 // RFC 9110 tchar.
@@ -238,10 +212,9 @@ ParsedHead ParseHead(absl::string_view head) {
   return parsed;
 }
 
-// Where the request head ends in `in`: returns {begin, end, consumed} with the
-// head at [begin, end) and the blank line included in `consumed`, or nullopt
-// when the blank line has not arrived. Empty lines before the request line are
-// skipped (RFC 9112 section 2.2).
+// Where the request head is in `in`: [begin, end), without the empty line that
+// ends it, or nullopt while that empty line has not arrived. Empty lines before
+// the request line are skipped (RFC 9112 section 2.2).
 struct HeadBounds {
   size_t begin;
   size_t end;
@@ -494,11 +467,7 @@ class ServerLoop {
     connection.out = std::move(response);
     connection.written = 0;
     connection.deadline = Clock::now() + write_timeout_;
-    if (!Watch(id, connection, EPOLLOUT)) {
-      Close(id);
-      return;
-    }
-    OnWritable(id, connection);
+    OnWritable(id, connection);  // Usually sends it all at once.
   }
 
   void OnWritable(uint64_t id, Connection& connection) {
@@ -507,7 +476,9 @@ class ServerLoop {
                              connection.out.size() - connection.written, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) Close(id);
+        // A full socket buffer: wait for room.
+        const bool wait = (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (!wait || !Watch(id, connection, EPOLLOUT)) Close(id);
         return;
       }
       connection.written += static_cast<size_t>(n);

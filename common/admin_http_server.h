@@ -78,6 +78,8 @@ class AdminHttpServer {
     absl::Duration write_timeout = absl::Seconds(10);
   };
 
+  // Does not bind or start anything yet. Crashes (a bug in the caller) when an
+  // option is not positive or max_header_bytes is too small for a request line.
   AdminHttpServer();
   explicit AdminHttpServer(Options options);
   // Stops the server (see Stop).
