@@ -60,4 +60,21 @@ int RunCommandLine(absl::string_view program, absl::Span<const Command> commands
   return command->run(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
 }
 
+std::optional<int> ParseCommandArgs(absl::string_view program, const std::vector<std::string>& args,
+                                    const std::vector<FlagSpec>& specs, absl::string_view usage,
+                                    ParsedArgs* parsed, std::ostream& out, std::ostream& err) {
+  std::string help = absl::StrCat(usage, "\nFlags:\n", FormatFlagHelp(specs));
+  absl::StatusOr<ParsedArgs> result = ParseArgs(args, specs);
+  if (!result.ok()) {
+    err << program << ": " << result.status().message() << "\n\n" << help;
+    return kExitUsage;
+  }
+  if (result->help_requested()) {
+    out << help;
+    return kExitOk;
+  }
+  *parsed = *std::move(result);
+  return std::nullopt;
+}
+
 }  // namespace ferry::cli

@@ -7,12 +7,14 @@
 // answers `help`, `help <command>`, `--help` and `-h` itself.
 #pragma once
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "cli/args.h"
 
 namespace ferry::cli {
 
@@ -46,5 +48,16 @@ std::string CommandLineUsage(absl::string_view program, absl::Span<const Command
 // never reached.
 int RunCommandLine(absl::string_view program, absl::Span<const Command> commands,
                    const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// The first step of most handlers: parses `args` against `specs`.
+//   --help given    prints `usage`, a blank line and the flag list to `out`;
+//                   returns kExitOk
+//   parse error     prints "<program>: <reason>" and the same help to `err`;
+//                   returns kExitUsage
+//   otherwise       stores the result in `*parsed`; returns nullopt (carry on)
+// `usage` is the handler's synopsis, e.g. "Usage: ferryctl pki init [flags]\n".
+std::optional<int> ParseCommandArgs(absl::string_view program, const std::vector<std::string>& args,
+                                    const std::vector<FlagSpec>& specs, absl::string_view usage,
+                                    ParsedArgs* parsed, std::ostream& out, std::ostream& err);
 
 }  // namespace ferry::cli

@@ -91,5 +91,29 @@ TEST_F(RunCommandLineTest, HelpForACommandRunsItsHelp) {
   EXPECT_THAT(err_.str(), HasSubstr("unknown command 'nope'"));
 }
 
+TEST(ParseCommandArgsTest, HelpParseErrorAndSuccess) {
+  const std::vector<FlagSpec> specs = {{"dir", FlagSpec::Kind::kString, "DIR", "where"}};
+  const std::string help = "Usage: x [flags]\n\nFlags:\n  --dir=DIR  where\n";
+  std::ostringstream out, err;
+  ParsedArgs parsed;
+
+  EXPECT_EQ(ParseCommandArgs("x", {"--help"}, specs, "Usage: x [flags]\n", &parsed, out, err),
+            kExitOk);
+  EXPECT_EQ(out.str(), help);
+  EXPECT_EQ(err.str(), "");
+
+  out.str("");
+  EXPECT_EQ(ParseCommandArgs("x", {"--nope"}, specs, "Usage: x [flags]\n", &parsed, out, err),
+            kExitUsage);
+  EXPECT_EQ(err.str(), "x: unknown flag --nope\n\n" + help);
+  EXPECT_EQ(out.str(), "");
+
+  err.str("");
+  EXPECT_EQ(ParseCommandArgs("x", {"--dir=d", "p"}, specs, "", &parsed, out, err), std::nullopt);
+  EXPECT_EQ(parsed.Get("dir"), "d");
+  EXPECT_THAT(parsed.positional(), ElementsAre("p"));
+  EXPECT_EQ(out.str() + err.str(), "");
+}
+
 }  // namespace
 }  // namespace ferry::cli

@@ -711,9 +711,11 @@ absl::StatusOr<IssuedPaths> Issue(const std::string& dir, const IssueOptions& op
 absl::StatusOr<std::vector<CertInfo>> List(const std::string& dir, absl::Time now) {
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec);
-  if (ec) {
-    return absl::ErrnoToStatus(ec.value(), absl::StrCat("cannot list ", dir));
+  if (ec == std::errc::no_such_file_or_directory) {
+    return absl::NotFoundError(absl::StrCat(
+        "no directory ", dir, "; create a CA there with `ferryctl pki init --dir ", dir, "`"));
   }
+  if (ec) return absl::ErrnoToStatus(ec.value(), absl::StrCat("cannot list ", dir));
   std::vector<std::string> files;
   for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::string file = it->path().filename().string();

@@ -112,8 +112,9 @@ struct CertInfo {
   std::vector<std::string> dns_sans;
   std::vector<std::string> ip_sans;
   std::string serial_hex;
-  absl::Time not_before;
-  absl::Time not_after;
+  // The validity window; both absl::InfinitePast() when the file did not parse.
+  absl::Time not_before = absl::InfinitePast();
+  absl::Time not_after = absl::InfinitePast();
   // Whether the certificate verifies against <dir>/ca.crt now (chain,
   // signature and validity window); when not, the reason in verify_error.
   bool verifies = false;
