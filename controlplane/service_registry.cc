@@ -1,0 +1,551 @@
+#include "controlplane/service_registry.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/service_spec_validation.h"
+#include "glog/logging.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace ferry {
+namespace {
+
+constexpr char kApiServicesPrefix[] = "/api_services/";
+constexpr char kServiceIdsPrefix[] = "/service_ids/";
+constexpr char kNextServiceIdKey[] = "/meta/next_service_id";
+constexpr char kRouteVersionKey[] = "/meta/route_version";
+constexpr size_t kRememberedVersions = 4096;
+constexpr int kMissedKeepalives = 3;
+
+std::string KeySuffix(const std::string& tenant, const std::string& name) {
+  return absl::StrCat(tenant, "/", name);
+}
+
+absl::StatusOr<uint64_t> ReadCounter(controlplane::StateStore* store, absl::string_view key) {
+  absl::StatusOr<std::optional<std::string>> value = store->Get(key);
+  if (!value.ok()) return value.status();
+  uint64_t n = 0;
+  if (value->has_value() && !absl::SimpleAtoi(**value, &n)) {
+    return absl::DataLossError(
+        absl::StrCat("state key ", key, " holds \"", **value, "\", not a number"));
+  }
+  return n;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+}  // namespace
+
+ServiceRegistry::ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics,
+                                 Options options)
+    : store_(store), metrics_(metrics), options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<ServiceRegistry>> ServiceRegistry::Create(
+    controlplane::StateStore* store, IntermediateMetrics* metrics, Options options) {
+  std::unique_ptr<ServiceRegistry> registry(
+      new ServiceRegistry(store, metrics, std::move(options)));
+  if (absl::Status s = registry->Load(); !s.ok()) return s;
+  return registry;
+}
+
+absl::Status ServiceRegistry::Load() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<uint64_t> version = ReadCounter(store_, kRouteVersionKey);
+  if (!version.ok()) return version.status();
+  version_ = *version;
+  absl::StatusOr<std::vector<controlplane::KeyValue>> api = store_->List(kApiServicesPrefix);
+  if (!api.ok()) return api.status();
+  for (const controlplane::KeyValue& kv : *api) {
+    ServiceEntry entry;
+    if (!entry.spec.ParseFromString(kv.value)) {
+      return absl::DataLossError(absl::StrCat("state key ", kv.key, " is not a ServiceSpec"));
+    }
+    const Key key{entry.spec.tenant(), entry.spec.name()};
+    absl::StatusOr<uint32_t> id = ServiceIdLocked(key);
+    if (!id.ok()) return id.status();
+    entry.id = *id;
+    entry.origin = "api";
+    entry.connector = entry.spec.connector();
+    services_[key] = std::move(entry);
+  }
+  LOG(INFO) << "Registry loaded " << services_.size() << " API services at route version "
+            << version_;
+  // A restart is a change: watchers must see a version above any they had.
+  BumpVersionLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> ServiceRegistry::ServiceIdLocked(const Key& key) {
+  const std::string id_key = absl::StrCat(kServiceIdsPrefix, KeySuffix(key.first, key.second));
+  absl::StatusOr<uint64_t> existing = ReadCounter(store_, id_key);
+  if (!existing.ok()) return existing.status();
+  if (*existing != 0) return static_cast<uint32_t>(*existing);
+  absl::StatusOr<uint64_t> next = ReadCounter(store_, kNextServiceIdKey);
+  if (!next.ok()) return next.status();
+  const uint64_t id = std::max<uint64_t>(*next, 1);
+  if (id > UINT32_MAX) return absl::ResourceExhaustedError("service ids are exhausted");
+  absl::Status s =
+      store_->Apply({controlplane::Mutation::Put(id_key, absl::StrCat(id)),
+                     controlplane::Mutation::Put(kNextServiceIdKey, absl::StrCat(id + 1))});
+  if (!s.ok()) return s;
+  return static_cast<uint32_t>(id);
+}
+
+bool ServiceRegistry::RoutedLocked(const ServiceEntry& entry) const {
+  auto it = connectors_.find(Key{entry.spec.tenant(), entry.connector});
+  return it != connectors_.end();  // Attached, or detached within its grace.
+}
+
+v1::Service ServiceRegistry::ToServiceLocked(const ServiceEntry& entry) const {
+  v1::Service service;
+  *service.mutable_spec() = entry.spec;
+  service.set_id(entry.id);
+  service.set_origin(entry.origin);
+  const bool routed = RoutedLocked(entry);
+  if (routed) service.set_connector(entry.connector);
+  int healthy = 0;
+  int unhealthy = 0;
+  for (const v1::BackendSpec& backend : entry.spec.backends()) {
+    v1::BackendStatus* status = service.add_backends();
+    auto it = entry.backends.find(backend.address());
+    if (it != entry.backends.end()) {
+      *status = it->second;
+    } else {
+      status->set_address(backend.address());
+      status->set_source(backend.address());
+      status->set_health(v1::HEALTH_STATE_UNKNOWN);
+    }
+    if (status->health() == v1::HEALTH_STATE_HEALTHY) ++healthy;
+    if (status->health() == v1::HEALTH_STATE_UNHEALTHY) ++unhealthy;
+  }
+  if (!routed) {
+    service.set_health(v1::HEALTH_STATE_UNHEALTHY);
+  } else if (healthy > 0) {
+    service.set_health(v1::HEALTH_STATE_HEALTHY);
+  } else if (unhealthy == entry.spec.backends_size()) {
+    service.set_health(v1::HEALTH_STATE_UNHEALTHY);
+  } else {
+    service.set_health(v1::HEALTH_STATE_UNKNOWN);
+  }
+  return service;
+}
+
+void ServiceRegistry::BumpVersionLocked() {
+  ++version_;
+  absl::Status s = store_->Put(kRouteVersionKey, absl::StrCat(version_));
+  if (!s.ok()) LOG(ERROR) << "Cannot persist route version " << version_ << ": " << s;
+  version_times_.emplace_back(version_, options_.now());
+  if (version_times_.size() > kRememberedVersions) version_times_.pop_front();
+  metrics_->route_version().Set(static_cast<double>(version_));
+  UpdateGaugesLocked();
+}
+
+void ServiceRegistry::UpdateGaugesLocked() {
+  int healthy = 0;
+  int unhealthy = 0;
+  int unknown = 0;
+  for (const auto& [key, entry] : services_) {
+    switch (ToServiceLocked(entry).health()) {
+      case v1::HEALTH_STATE_HEALTHY:
+        ++healthy;
+        break;
+      case v1::HEALTH_STATE_UNHEALTHY:
+        ++unhealthy;
+        break;
+      default:
+        ++unknown;
+    }
+  }
+  metrics_->Services("healthy").Set(healthy);
+  metrics_->Services("unhealthy").Set(unhealthy);
+  metrics_->Services("unknown").Set(unknown);
+  int connected = 0;
+  for (const auto& [key, c] : connectors_) connected += c.link != nullptr;
+  metrics_->ConnectedPeers("connector").Set(connected);
+}
+
+void ServiceRegistry::Notify() {
+  absl::MutexLock lock(&subscribers_mu_);
+  for (auto& [id, callback] : subscribers_) callback();
+}
+
+absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hello& hello) {
+  // Validate everything first: a bad Hello changes nothing.
+  std::map<std::string, v1::ServiceSpec> wanted;
+  for (int i = 0; i < hello.services_size(); ++i) {
+    v1::ServiceSpec spec = hello.services(i);
+    const std::string path = absl::StrCat("hello.services[", i, "]");
+    if (spec.tenant().empty()) spec.set_tenant(id.tenant);
+    if (spec.tenant() != id.tenant) {
+      return absl::PermissionDeniedError(absl::StrCat(path, ".tenant: \"", spec.tenant(),
+                                                      "\" is not the connector's tenant \"",
+                                                      id.tenant, "\""));
+    }
+    if (absl::Status s = ValidateServiceSpec(spec, path); !s.ok()) return s;
+    spec.set_connector(id.name);
+    if (!wanted.emplace(spec.name(), spec).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".name: \"", spec.name(), "\" appears twice"));
+    }
+    auto it = services_.find(Key{id.tenant, spec.name()});
+    if (it != services_.end() &&
+        (it->second.origin != "config" || it->second.connector != id.name)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          path, ".name: tenant \"", id.tenant, "\" already has a service \"", spec.name(), "\" (",
+          it->second.origin, ", served by connector \"", it->second.connector, "\")"));
+    }
+  }
+  // Remove this connector's config services that are gone; add or update the rest.
+  for (auto it = services_.begin(); it != services_.end();) {
+    const ServiceEntry& entry = it->second;
+    if (entry.origin == "config" && entry.connector == id.name &&
+        entry.spec.tenant() == id.tenant && wanted.count(entry.spec.name()) == 0) {
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [name, spec] : wanted) {
+    const Key key{id.tenant, name};
+    ServiceEntry& entry = services_[key];
+    if (entry.id == 0) {
+      absl::StatusOr<uint32_t> service_id = ServiceIdLocked(key);
+      if (!service_id.ok()) return service_id.status();
+      entry.id = *service_id;
+    }
+    if (entry.spec.SerializeAsString() != spec.SerializeAsString()) entry.backends.clear();
+    entry.spec = spec;
+    entry.origin = "config";
+    entry.connector = id.name;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> ServiceRegistry::AttachConnector(const SpiffeId& id,
+                                                          const std::string& address,
+                                                          const v1::Hello& hello,
+                                                          std::shared_ptr<ConnectorLink> link) {
+  std::shared_ptr<ConnectorLink> replaced;
+  uint64_t serial = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = ApplyHelloLocked(id, hello); !s.ok()) return s;
+    ConnectorEntry& entry = connectors_[Key{id.tenant, id.name}];
+    replaced = std::move(entry.link);
+    entry.id = id;
+    entry.address = address;
+    entry.version = hello.version();
+    entry.connected_at = options_.now();
+    entry.last_seen = entry.connected_at;
+    entry.serial = serial = next_serial_++;
+    entry.link = std::move(link);
+    entry.grace_deadline = absl::InfiniteFuture();
+    BumpVersionLocked();
+    LOG(INFO) << "Connector " << id.ToUri() << " attached from " << address << " with "
+              << hello.services_size() << " services (session " << serial << ")";
+  }
+  if (replaced) {
+    replaced->Close(absl::AbortedError("replaced by a newer session of the same connector"));
+  }
+  Notify();
+  return serial;
+}
+
+absl::Status ServiceRegistry::UpdateConnector(const SpiffeId& id, uint64_t serial,
+                                              const v1::Hello& hello) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = connectors_.find(Key{id.tenant, id.name});
+    if (it == connectors_.end() || it->second.serial != serial) {
+      return absl::FailedPreconditionError("this connector session was replaced");
+    }
+    if (absl::Status s = ApplyHelloLocked(id, hello); !s.ok()) return s;
+    it->second.last_seen = options_.now();
+    BumpVersionLocked();
+  }
+  Notify();
+  return absl::OkStatus();
+}
+
+v1::Welcome ServiceRegistry::WelcomeFor(const SpiffeId& id) {
+  absl::MutexLock lock(&mu_);
+  v1::Welcome welcome;
+  const int64_t nanos = absl::ToInt64Nanoseconds(options_.keepalive_interval);
+  *welcome.mutable_keepalive_interval() =
+      google::protobuf::util::TimeUtil::NanosecondsToDuration(nanos);
+  for (const auto& [key, entry] : services_) {
+    if (key.first == id.tenant && entry.connector == id.name) {
+      *welcome.add_services() = ToServiceLocked(entry);
+    }
+  }
+  return welcome;
+}
+
+void ServiceRegistry::Keepalive(const SpiffeId& id, uint64_t serial) {
+  absl::MutexLock lock(&mu_);
+  auto it = connectors_.find(Key{id.tenant, id.name});
+  if (it != connectors_.end() && it->second.serial == serial) it->second.last_seen = options_.now();
+}
+
+absl::Status ServiceRegistry::ReportHealth(const SpiffeId& id, uint64_t serial,
+                                           const v1::HealthReport& report) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto conn = connectors_.find(Key{id.tenant, id.name});
+    if (conn == connectors_.end() || conn->second.serial != serial) {
+      return absl::FailedPreconditionError("this connector session was replaced");
+    }
+    conn->second.last_seen = options_.now();
+    auto it = services_.find(Key{id.tenant, report.service()});
+    if (it == services_.end() || it->second.connector != id.name) {
+      return absl::NotFoundError(absl::StrCat("health report for service \"", report.service(),
+                                              "\", which this connector does not serve"));
+    }
+    bool changed = false;
+    for (const v1::BackendStatus& status : report.backends()) {
+      const std::string source = status.source().empty() ? status.address() : status.source();
+      v1::BackendStatus& current = it->second.backends[source];
+      if (current.SerializeAsString() != status.SerializeAsString()) {
+        current = status;
+        if (current.source().empty()) current.set_source(source);
+        changed = true;
+      }
+    }
+    if (!changed) return absl::OkStatus();
+    LOG(INFO) << "Health of " << id.tenant << "/" << report.service() << " changed";
+    BumpVersionLocked();
+  }
+  Notify();
+  return absl::OkStatus();
+}
+
+void ServiceRegistry::DetachConnector(const SpiffeId& id, uint64_t serial) {
+  absl::MutexLock lock(&mu_);
+  auto it = connectors_.find(Key{id.tenant, id.name});
+  if (it == connectors_.end() || it->second.serial != serial) return;
+  it->second.link.reset();
+  it->second.grace_deadline = options_.now() + options_.connector_grace;
+  LOG(INFO) << "Connector " << id.ToUri() << " detached; its services stay routed for "
+            << options_.connector_grace;
+  UpdateGaugesLocked();
+}
+
+void ServiceRegistry::Tick() {
+  std::vector<std::shared_ptr<ConnectorLink>> to_close;
+  bool changed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = options_.now();
+    for (auto it = connectors_.begin(); it != connectors_.end();) {
+      ConnectorEntry& c = it->second;
+      if (c.link != nullptr &&
+          now - c.last_seen > kMissedKeepalives * options_.keepalive_interval) {
+        LOG(WARNING) << "Connector " << c.id.ToUri() << " missed " << kMissedKeepalives
+                     << " keepalives; ending its stream";
+        to_close.push_back(c.link);
+        c.link.reset();
+        c.grace_deadline = now + options_.connector_grace;
+      }
+      if (c.link == nullptr && now >= c.grace_deadline) {
+        LOG(INFO) << "Connector " << c.id.ToUri() << " grace period over; withdrawing its routes";
+        const Key key = it->first;
+        for (auto s = services_.begin(); s != services_.end();) {
+          const bool mine = s->first.first == key.first && s->second.connector == key.second;
+          if (mine && s->second.origin == "config") {
+            s = services_.erase(s);
+          } else {
+            if (mine) s->second.backends.clear();
+            ++s;
+          }
+        }
+        it = connectors_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    if (changed) BumpVersionLocked();
+  }
+  for (auto& link : to_close) {
+    link->Close(absl::UnavailableError("missed keepalives"));
+  }
+  if (changed) Notify();
+}
+
+v1::ApiServices ServiceRegistry::ApiServicesForLocked(const Key& connector) const {
+  v1::ApiServices api;
+  for (const auto& [key, entry] : services_) {
+    if (entry.origin == "api" && key.first == connector.first &&
+        entry.connector == connector.second) {
+      *api.add_services() = entry.spec;
+    }
+  }
+  return api;
+}
+
+absl::StatusOr<v1::Service> ServiceRegistry::RegisterApiService(const v1::ServiceSpec& spec) {
+  if (absl::Status s = ValidateServiceSpec(spec, "service"); !s.ok()) return s;
+  if (spec.tenant().empty() || spec.connector().empty()) {
+    return absl::InvalidArgumentError(
+        "service.connector: name the connector (of the service's tenant) that is to serve it");
+  }
+  v1::Service result;
+  std::shared_ptr<ConnectorLink> link;
+  v1::ConnectorCommand command;
+  {
+    absl::MutexLock lock(&mu_);
+    const Key key{spec.tenant(), spec.name()};
+    auto existing = services_.find(key);
+    if (existing != services_.end()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "tenant \"", spec.tenant(), "\" already has a service \"", spec.name(), "\" (",
+          existing->second.origin, ", served by connector \"", existing->second.connector,
+          "\"); deregister it first or pick another name"));
+    }
+    absl::StatusOr<uint32_t> id = ServiceIdLocked(key);
+    if (!id.ok()) return id.status();
+    if (absl::Status s =
+            store_->Put(absl::StrCat(kApiServicesPrefix, KeySuffix(spec.tenant(), spec.name())),
+                        spec.SerializeAsString());
+        !s.ok()) {
+      return s;
+    }
+    ServiceEntry& entry = services_[key];
+    entry.spec = spec;
+    entry.id = *id;
+    entry.origin = "api";
+    entry.connector = spec.connector();
+    result = ToServiceLocked(entry);
+    auto conn = connectors_.find(Key{spec.tenant(), spec.connector()});
+    if (conn != connectors_.end() && conn->second.link != nullptr) {
+      link = conn->second.link;
+      *command.mutable_api_services() = ApiServicesForLocked(conn->first);
+    }
+    BumpVersionLocked();
+    LOG(INFO) << "Registered API service " << spec.tenant() << "/" << spec.name() << " (id " << *id
+              << ") for connector " << spec.connector();
+  }
+  if (link) link->Send(std::move(command));
+  Notify();
+  return result;
+}
+
+absl::Status ServiceRegistry::DeregisterApiService(const std::string& tenant,
+                                                   const std::string& name) {
+  std::shared_ptr<ConnectorLink> link;
+  v1::ConnectorCommand command;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = services_.find(Key{tenant, name});
+    if (it == services_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("tenant \"", tenant, "\" has no service \"", name, "\""));
+    }
+    if (it->second.origin != "api") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("service \"", name, "\" comes from connector \"", it->second.connector,
+                       "\"'s config file; remove it there"));
+    }
+    if (absl::Status s = store_->Delete(absl::StrCat(kApiServicesPrefix, KeySuffix(tenant, name)));
+        !s.ok()) {
+      return s;
+    }
+    const Key connector{tenant, it->second.connector};
+    services_.erase(it);
+    auto conn = connectors_.find(connector);
+    if (conn != connectors_.end() && conn->second.link != nullptr) {
+      link = conn->second.link;
+      *command.mutable_api_services() = ApiServicesForLocked(connector);
+    }
+    BumpVersionLocked();
+    LOG(INFO) << "Deregistered API service " << tenant << "/" << name;
+  }
+  if (link) link->Send(std::move(command));
+  Notify();
+  return absl::OkStatus();
+}
+
+std::vector<v1::Service> ServiceRegistry::ListServices(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Service> out;
+  for (const auto& [key, entry] : services_) {
+    if (tenant.empty() || key.first == tenant) out.push_back(ToServiceLocked(entry));
+  }
+  return out;
+}
+
+std::vector<v1::Peer> ServiceRegistry::ListConnectors() {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Peer> out;
+  for (const auto& [key, c] : connectors_) {
+    if (c.link == nullptr) continue;
+    v1::Peer peer;
+    *peer.mutable_identity() = c.id.ToProto();
+    peer.set_address(c.address);
+    *peer.mutable_connected_at() = ToTimestamp(c.connected_at);
+    peer.set_version(c.version);
+    peer.set_acked_route_version(c.acked_route_version);
+    out.push_back(std::move(peer));
+  }
+  return out;
+}
+
+uint64_t ServiceRegistry::route_version() {
+  absl::MutexLock lock(&mu_);
+  return version_;
+}
+
+v1::RouteSnapshot ServiceRegistry::BuildSnapshot(const SpiffeId& id) {
+  absl::MutexLock lock(&mu_);
+  v1::RouteSnapshot snapshot;
+  snapshot.set_version(version_);
+  for (const auto& [key, entry] : services_) {
+    if (!RoutedLocked(entry)) continue;
+    if (id.role == "connector" && (key.first != id.tenant || entry.connector != id.name)) continue;
+    const v1::Service service = ToServiceLocked(entry);
+    v1::RouteService* route = snapshot.add_services();
+    route->set_service_id(entry.id);
+    route->set_name(entry.spec.name());
+    route->set_tenant(entry.spec.tenant());
+    route->set_protocol(entry.spec.protocol());
+    route->set_vip(service.vip());
+    route->set_port(entry.spec.port());
+    route->set_connector(entry.connector);
+    for (const v1::BackendStatus& backend : service.backends()) {
+      if (backend.health() != v1::HEALTH_STATE_UNHEALTHY) route->add_backends(backend.address());
+    }
+  }
+  return snapshot;
+}
+
+uint64_t ServiceRegistry::Subscribe(std::function<void()> callback) {
+  absl::MutexLock lock(&subscribers_mu_);
+  const uint64_t id = next_subscription_++;
+  subscribers_.emplace(id, std::move(callback));
+  return id;
+}
+
+void ServiceRegistry::Unsubscribe(uint64_t subscription) {
+  absl::MutexLock lock(&subscribers_mu_);
+  subscribers_.erase(subscription);
+}
+
+std::optional<absl::Time> ServiceRegistry::VersionTime(uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = version_times_.rbegin(); it != version_times_.rend(); ++it) {
+    if (it->first == version) return it->second;
+    if (it->first < version) break;
+  }
+  return std::nullopt;
+}
+
+void ServiceRegistry::RecordAck(const SpiffeId& id, uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  auto it = connectors_.find(Key{id.tenant, id.name});
+  if (id.role == "connector" && it != connectors_.end()) it->second.acked_route_version = version;
+}
+
+}  // namespace ferry

@@ -1,0 +1,177 @@
+// The Intermediate's model of the fabric: which connectors are attached,
+// which services they serve (from their config files or registered through the
+// admin API), the health of each backend, and the route version that changes
+// whenever any of that does.
+//
+// Connector streams attach through AttachConnector and keep a ConnectorLink to
+// receive commands. A detached connector's services stay routed for the grace
+// period, then leave the routes (config services are forgotten; API services
+// stay registered, unrouted, until their connector returns). API
+// registrations, service ids and the route version are persisted in the
+// StateStore so that a restart keeps them.
+//
+// Thread-safety: every method is thread-safe. Subscribers and links are called
+// without the registry's lock held; they must not block.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/spiffe_id.h"
+#include "controlplane/intermediate_metrics.h"
+#include "controlplane/state_store.h"
+#include "ferry/v1/admin.pb.h"
+#include "ferry/v1/common.pb.h"
+#include "ferry/v1/registry.pb.h"
+#include "ferry/v1/routes.pb.h"
+
+namespace ferry {
+
+// The command channel to one connector stream.
+class ConnectorLink {
+ public:
+  virtual ~ConnectorLink() = default;
+  // Queues a command for the connector. Must not block.
+  virtual void Send(v1::ConnectorCommand command) = 0;
+  // Ends the stream with `status` (a newer session replaced it, or it missed
+  // its keepalives). Must not block.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+class ServiceRegistry {
+ public:
+  struct Options {
+    // How long a detached connector's services stay routed.
+    absl::Duration connector_grace = absl::Seconds(10);
+    // Keepalive interval asked of connectors; three missed ones end a stream.
+    absl::Duration keepalive_interval = absl::Seconds(5);
+    // Time source (tests inject a fake one).
+    std::function<absl::Time()> now = [] { return absl::Now(); };
+  };
+
+  // Loads persisted registrations from `store`. `store` and `metrics` must
+  // outlive the registry.
+  static absl::StatusOr<std::unique_ptr<ServiceRegistry>> Create(controlplane::StateStore* store,
+                                                                 IntermediateMetrics* metrics,
+                                                                 Options options);
+
+  // --- Connector sessions -------------------------------------------------
+
+  // Attaches a connector stream that said Hello. Replaces (and closes) an
+  // older stream of the same identity. Returns the session serial to pass to
+  // the other connector calls, or INVALID_ARGUMENT / PERMISSION_DENIED /
+  // ALREADY_EXISTS for a bad Hello (nothing is attached then).
+  absl::StatusOr<uint64_t> AttachConnector(const SpiffeId& id, const std::string& address,
+                                           const v1::Hello& hello,
+                                           std::shared_ptr<ConnectorLink> link);
+  // Re-applies a Hello on a live session (the connector reloaded its config).
+  absl::Status UpdateConnector(const SpiffeId& id, uint64_t serial, const v1::Hello& hello);
+  // Records liveness.
+  void Keepalive(const SpiffeId& id, uint64_t serial);
+  // Applies a health report. NOT_FOUND when the service is not this
+  // connector's.
+  absl::Status ReportHealth(const SpiffeId& id, uint64_t serial, const v1::HealthReport& report);
+  // The stream ended; its services stay routed for the grace period. A stale
+  // serial (the session was replaced) is ignored.
+  void DetachConnector(const SpiffeId& id, uint64_t serial);
+
+  // The Welcome for a freshly attached session.
+  v1::Welcome WelcomeFor(const SpiffeId& id);
+
+  // --- Admin API ------------------------------------------------------------
+
+  // Registers an API service (spec.tenant and spec.connector must be set).
+  absl::StatusOr<v1::Service> RegisterApiService(const v1::ServiceSpec& spec);
+  // NOT_FOUND, or FAILED_PRECONDITION for a config-file service.
+  absl::Status DeregisterApiService(const std::string& tenant, const std::string& name);
+  // Services of `tenant` ("" for all), sorted by tenant and name.
+  std::vector<v1::Service> ListServices(const std::string& tenant);
+  // Connected connectors (and those within their grace period).
+  std::vector<v1::Peer> ListConnectors();
+
+  // --- Routes ---------------------------------------------------------------
+
+  uint64_t route_version();
+  // The snapshot a watcher of `role` ("relay" or "connector") named `id`
+  // sees at the current version. Relays see every routed service; a connector
+  // sees its own.
+  v1::RouteSnapshot BuildSnapshot(const SpiffeId& id);
+  // Calls `callback` after every change (without locks held). Returns an id
+  // for Unsubscribe. Unsubscribe waits for a running callback to finish.
+  uint64_t Subscribe(std::function<void()> callback);
+  void Unsubscribe(uint64_t subscription);
+  // When `version` was created, if still remembered (the last 4096 versions).
+  std::optional<absl::Time> VersionTime(uint64_t version);
+  // Records the version a watcher ACKed, for status displays.
+  void RecordAck(const SpiffeId& id, uint64_t version);
+
+  // Expires grace periods and ends streams that missed their keepalives.
+  // Called periodically by the owner's timer thread (and by tests).
+  void Tick();
+
+ private:
+  struct ServiceEntry {
+    v1::ServiceSpec spec;  // tenant always set
+    uint32_t id = 0;
+    std::string origin;     // "config" or "api"
+    std::string connector;  // the serving connector's name
+    // Latest health per backend address, from health reports.
+    std::map<std::string, v1::BackendStatus> backends;
+  };
+  struct ConnectorEntry {
+    SpiffeId id;
+    std::string address;
+    std::string version;
+    absl::Time connected_at;
+    absl::Time last_seen;
+    uint64_t serial = 0;
+    std::shared_ptr<ConnectorLink> link;  // null while detached
+    absl::Time grace_deadline = absl::InfiniteFuture();
+    uint64_t acked_route_version = 0;
+  };
+  using Key = std::pair<std::string, std::string>;  // (tenant, name)
+
+  ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics, Options options);
+  absl::Status Load();
+
+  // Applies a Hello's services for a connector. Requires mu_.
+  absl::Status ApplyHelloLocked(const SpiffeId& id, const v1::Hello& hello)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint32_t> ServiceIdLocked(const Key& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RoutedLocked(const ServiceEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Service ToServiceLocked(const ServiceEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::ApiServices ApiServicesForLocked(const Key& connector) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bumps and persists the route version and updates gauges. Requires mu_.
+  void BumpVersionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Recomputes the service-health and connected-connector gauges.
+  void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls subscribers; must be called without mu_.
+  void Notify() ABSL_LOCKS_EXCLUDED(mu_);
+
+  controlplane::StateStore* const store_;
+  IntermediateMetrics* const metrics_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  std::map<Key, ServiceEntry> services_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, ConnectorEntry> connectors_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
+  std::deque<std::pair<uint64_t, absl::Time>> version_times_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex subscribers_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::map<uint64_t, std::function<void()>> subscribers_ ABSL_GUARDED_BY(subscribers_mu_);
+  uint64_t next_subscription_ ABSL_GUARDED_BY(subscribers_mu_) = 1;
+};
+
+}  // namespace ferry
