@@ -6,8 +6,9 @@
 // slow client can never hurt the process it observes:
 //  - GET and HEAD only (any other method gets 405); no request bodies;
 //  - one request per connection: every response carries `Connection: close`,
-//    and the server half-closes, discards what the client still sends for up
-//    to a second, then closes;
+//    and the server half-closes, discards what the client still sends (up to
+//    64 KiB, for up to a second) so that no RST truncates the response, then
+//    closes;
 //  - the request line and headers are bounded (431 when larger), malformed
 //    requests get 400, an HTTP version other than 1.x gets 505;
 //  - a client has `read_timeout` in total to send its request (408 after
@@ -117,7 +118,8 @@ class AdminHttpServer {
   // after Stop(): a server runs at most once (a failed Start may be retried).
   absl::Status Start(const std::string& listen_address);
 
-  // The bound port once Start() succeeded, else 0. Thread-safe.
+  // The bound port once Start() succeeded (still after Stop()), else 0.
+  // Thread-safe.
   int port() const { return port_.load(std::memory_order_acquire); }
 
   // Stops accepting, closes every connection (requests in progress are cut),

@@ -107,13 +107,18 @@ bool ReadableWithin(int fd, int timeout_ms) {
   return poll(&p, 1, timeout_ms) == 1;
 }
 
-std::string Exchange(int port, absl::string_view request) {
-  const int fd = Connect(port);
+// Sends `request` on the connected socket `fd` (-1 when connect failed), reads
+// until the server closes, and closes `fd`.
+std::string ExchangeOn(int fd, absl::string_view request) {
   if (fd < 0) return "connect failed";
   SendAll(fd, request);
   std::string response = ReadAll(fd);
   close(fd);
   return response;
+}
+
+std::string Exchange(int port, absl::string_view request) {
+  return ExchangeOn(Connect(port), request);
 }
 
 struct Response {
@@ -319,11 +324,8 @@ TEST_F(AdminHttpServerTest, IncompleteRequestGets408AfterTheReadTimeout) {
   AdminHttpServer::Options options;
   options.read_timeout = absl::Milliseconds(200);
   StartServer(options);
-  const int fd = Connect(port());
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(SendAll(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n"));
-  const std::string raw = ReadAll(fd);  // Returns at EOF: the server closed.
-  close(fd);
+  // No blank line: the request never completes. Returns once the server closes.
+  const std::string raw = Exchange(port(), "GET /hello HTTP/1.1\r\nHost: x\r\n");
   EXPECT_EQ(Parse(raw).status, 408) << raw;
 }
 
@@ -566,11 +568,7 @@ TEST(AdminHttpServerStartTest, ServesOnIpv6Loopback) {
   AdminHttpServer server;
   server.Handle("/hello", Hello);
   ASSERT_TRUE(server.Start("[::1]:0").ok());
-  const int fd = Connect(server.port(), AF_INET6);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(SendAll(fd, Get("/hello")));
-  const std::string raw = ReadAll(fd);
-  close(fd);
+  const std::string raw = ExchangeOn(Connect(server.port(), AF_INET6), Get("/hello"));
   EXPECT_EQ(Parse(raw).status, 200) << raw;
 }
 
@@ -581,10 +579,7 @@ TEST(AdminHttpServerStartTest, ServesOnLocalhostByName) {
   // localhost resolves to 127.0.0.1 or ::1 first, depending on the host.
   int fd = Connect(server.port(), AF_INET);
   if (fd < 0) fd = Connect(server.port(), AF_INET6);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(SendAll(fd, Get("/hello")));
-  const std::string raw = ReadAll(fd);
-  close(fd);
+  const std::string raw = ExchangeOn(fd, Get("/hello"));
   EXPECT_EQ(Parse(raw).status, 200) << raw;
 }
 
