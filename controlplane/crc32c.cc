@@ -1,0 +1,31 @@
+#include "controlplane/crc32c.h"
+
+#include <array>
+
+namespace ferry::controlplane {
+namespace {
+
+// Reflected Castagnoli polynomial 0x1EDC6F41.
+constexpr uint32_t kPolynomial = 0x82F63B78u;
+
+constexpr std::array<uint32_t, 256> MakeTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1u) ? kPolynomial : 0u);
+    table[i] = crc;
+  }
+  return table;
+}
+
+constexpr std::array<uint32_t, 256> kTable = MakeTable();
+
+}  // namespace
+
+uint32_t Crc32cExtend(uint32_t crc, absl::string_view data) {
+  crc = ~crc;
+  for (unsigned char byte : data) crc = kTable[(crc ^ byte) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+
+}  // namespace ferry::controlplane
