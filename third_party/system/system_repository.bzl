@@ -27,7 +27,8 @@ _LIBRARIES = {
     "gtest": (["gtest", "gmock"], [], "libgtest-dev"),
     "gtest_main": (["gtest_main", "gmock"], [], "libgtest-dev"),
     "ldns": (["ldns"], [], "libldns-dev"),
-    "prometheus_cpp": (["prometheus-cpp-core", "prometheus-cpp-pull"], [], "prometheus-cpp-dev"),
+    # Core only: Ferry serves /metrics itself (common/admin_http_server), not via civetweb.
+    "prometheus_cpp": (["prometheus-cpp-core"], [], "prometheus-cpp-dev"),
     "protobuf": (["protobuf"], [], "libprotobuf-dev"),
     "ssl": (["libssl", "libcrypto"], [], "libssl-dev"),
     "yaml_cpp": (["yaml-cpp"], [], "libyaml-cpp-dev"),
