@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Starts a local Ferry fabric in the background and tells you how to reach it.
+#
+#   scripts/quickstart.sh         set up, build, start (or show the running fabric)
+#   scripts/quickstart.sh --down  stop what the quickstart started (by pid files)
+#
+# Everything lives under .ferry/ in the checkout: a dev PKI (pki/), state,
+# logs, pid files and endpoints.env (KEY=value lines for scripts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+FERRY="$ROOT/.ferry"
+RUN="$FERRY/run"
+LOGS="$FERRY/logs"
+PKI="$FERRY/pki"
+COMPONENTS=(intermediate relay agent)
+
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+down() {
+  local stopped=0
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    local c=${COMPONENTS[$i]}
+    if pid_alive "$c"; then
+      local pid
+      pid=$(cat "$RUN/$c.pid")
+      kill -TERM "$pid"
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+      echo "stopped $c (pid $pid)"
+      stopped=$((stopped + 1))
+    fi
+    rm -f "$RUN/$c.pid" "$RUN/$c.ready"
+  done
+  [ "$stopped" -gt 0 ] || echo "nothing was running"
+}
+
+if [ "${1:-}" = "--down" ]; then
+  down
+  exit 0
+fi
+if [ $# -gt 0 ]; then
+  echo "usage: scripts/quickstart.sh [--down]" >&2
+  exit 2
+fi
+
+scripts/setup.sh
+
+if pid_alive intermediate; then
+  echo "The fabric is already running (stop it with scripts/quickstart.sh --down)."
+else
+  echo "== Building"
+  bazel build //controlplane:ferry-intermediate //dataplane:ferry-relay //agent:ferry-agent \
+    //cli:ferryctl
+  BIN="$ROOT/.ferry/bin"
+  mkdir -p "$BIN" "$RUN" "$LOGS"
+  for b in controlplane/ferry-intermediate dataplane/ferry-relay agent/ferry-agent cli/ferryctl; do
+    install -m 0755 "bazel-bin/$b" "$BIN/"
+  done
+
+  echo "== Dev PKI in $PKI"
+  if [ ! -f "$PKI/ca.crt" ]; then "$BIN/ferryctl" pki init --dir "$PKI"; fi
+  issue() {  # tenant role name
+    [ -f "$PKI/$2-$1-$3.crt" ] || "$BIN/ferryctl" pki issue --dir "$PKI" --tenant "$1" \
+      --role "$2" --name "$3" >/dev/null
+  }
+  issue ops intermediate intermediate
+  issue ops relay relay-1
+  issue demo agent laptop
+  issue demo admin operator
+
+  start() {  # name binary args...
+    local name=$1 bin=$2
+    shift 2
+    rm -f "$RUN/$name.ready"
+    "$BIN/$bin" --log_dir="$LOGS" --ready_file="$RUN/$name.ready" "$@" \
+      >"$LOGS/$name.out" 2>&1 &
+    echo $! >"$RUN/$name.pid"
+    for _ in $(seq 100); do
+      [ -f "$RUN/$name.ready" ] && { echo "  $name ready (pid $(cat "$RUN/$name.pid"))"; return; }
+      kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "  $name did not become ready; its log:" >&2
+    tail -20 "$LOGS/$name.out" "$LOGS/$bin.INFO" 2>/dev/null >&2 || true
+    down >/dev/null
+    exit 1
+  }
+  ready_value() { sed -n "s/^$2=//p" "$RUN/$1.ready"; }
+
+  echo "== Starting"
+  start intermediate ferry-intermediate --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 \
+    --ca_cert="$PKI/ca.crt" --cert="$PKI/intermediate-ops-intermediate.crt" \
+    --key="$PKI/intermediate-ops-intermediate.key" --state_dir="$FERRY/state"
+  GRPC=$(ready_value intermediate grpc_address)
+  start relay ferry-relay --intermediate="$GRPC" --admin_listen=127.0.0.1:0 \
+    --ca_cert="$PKI/ca.crt" --cert="$PKI/relay-ops-relay-1.crt" --key="$PKI/relay-ops-relay-1.key" \
+    --name=relay-1
+  start agent ferry-agent --intermediate="$GRPC" --ca_cert="$PKI/ca.crt" \
+    --cert="$PKI/agent-demo-laptop.crt" --key="$PKI/agent-demo-laptop.key"
+
+  cat >"$FERRY/endpoints.env" <<EOF
+FERRY_INTERMEDIATE_ADDR=$GRPC
+FERRY_METRICS_URL=http://$(ready_value intermediate admin_address)/metrics
+FERRY_CA_CERT=$PKI/ca.crt
+FERRY_ADMIN_CERT=$PKI/admin-demo-operator.crt
+FERRY_ADMIN_KEY=$PKI/admin-demo-operator.key
+EOF
+fi
+
+# shellcheck disable=SC1091
+. "$FERRY/endpoints.env"
+echo
+echo "== Ferry is running"
+printf '%-14s %-8s %-10s %s\n' COMPONENT PID STATE ADDRESS
+for c in "${COMPONENTS[@]}"; do
+  state=down
+  pid_alive "$c" && state=up
+  addr=$(sed -n 's/^grpc_address=//p' "$RUN/$c.ready" 2>/dev/null)
+  [ -n "$addr" ] || addr=$(sed -n 's/^admin_address=//p' "$RUN/$c.ready" 2>/dev/null)
+  printf '%-14s %-8s %-10s %s\n' "$c" "$(cat "$RUN/$c.pid" 2>/dev/null || echo -)" "$state" \
+    "${addr:--}"
+done
+metrics=$(curl -s --max-time 5 "$FERRY_METRICS_URL" || true)
+echo
+echo "Connected relays: $(echo "$metrics" | sed -n 's/^ferry_connected_peers{role="relay"} //p')," \
+  "route version: $(echo "$metrics" | sed -n 's/^ferry_route_version //p')"
+cat <<EOF
+
+Endpoints are in .ferry/endpoints.env; logs in .ferry/logs/. Try:
+  . .ferry/endpoints.env && curl -s \$FERRY_METRICS_URL | grep ^ferry_
+  .ferry/bin/ferryctl pki list --dir .ferry/pki
+  tail -f .ferry/logs/ferry-intermediate.INFO
+Stop everything with: scripts/quickstart.sh --down
+EOF
