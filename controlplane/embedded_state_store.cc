@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "controlplane/state_file_format.h"
+#include "controlplane/tsan_visible_lock.h"
 #include "glog/logging.h"
 
 namespace ferry::controlplane {
@@ -291,7 +292,7 @@ EmbeddedStateStore::~EmbeddedStateStore() {
 
 absl::Status EmbeddedStateStore::Snapshot() {
   return WithWritesPaused([this](const StateTable& table) {
-    absl::MutexLock lock(&journal_mu_);
+    TsanVisibleMutexLock lock(&journal_mu_);
     absl::Status writable = WritableLocked();
     if (!writable.ok()) return writable;
     return SnapshotLocked(table);
@@ -306,7 +307,7 @@ absl::Status EmbeddedStateStore::WritableLocked() const {
 }
 
 absl::Status EmbeddedStateStore::Persist(int64_t revision, const std::vector<Mutation>& changes) {
-  absl::MutexLock lock(&journal_mu_);
+  TsanVisibleMutexLock lock(&journal_mu_);
   absl::Status status = WritableLocked();
   if (!status.ok()) return status;
   absl::StatusOr<std::string> record = EncodeJournalRecord(revision, changes);
@@ -336,7 +337,7 @@ absl::Status EmbeddedStateStore::Persist(int64_t revision, const std::vector<Mut
 }
 
 void EmbeddedStateStore::Committed(const StateTable& table) {
-  absl::MutexLock lock(&journal_mu_);
+  TsanVisibleMutexLock lock(&journal_mu_);
   if (journal_records_ < next_snapshot_at_) return;
   absl::Status status = SnapshotLocked(table);
   if (!status.ok()) {

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "controlplane/tsan_visible_lock.h"
+
 namespace ferry::controlplane {
 
 LocalStateStore::LocalStateStore(StateTable initial)
@@ -12,12 +14,12 @@ void LocalStateStore::Committed(const StateTable&) {}
 absl::StatusOr<std::optional<std::string>> LocalStateStore::Get(absl::string_view key) {
   absl::Status valid = ValidateKey(key);
   if (!valid.ok()) return valid;
-  absl::ReaderMutexLock lock(&mu_);
+  TsanVisibleReaderMutexLock lock(&mu_);
   return table_.Get(key);
 }
 
 absl::StatusOr<std::vector<KeyValue>> LocalStateStore::List(absl::string_view prefix) {
-  absl::ReaderMutexLock lock(&mu_);
+  TsanVisibleReaderMutexLock lock(&mu_);
   return table_.List(prefix);
 }
 
@@ -64,25 +66,25 @@ WatchId LocalStateStore::Watch(absl::string_view prefix, WatchCallback callback)
 void LocalStateStore::Unwatch(WatchId id) { hub_.Unwatch(id); }
 
 int64_t LocalStateStore::revision() const {
-  absl::ReaderMutexLock lock(&mu_);
+  TsanVisibleReaderMutexLock lock(&mu_);
   return table_.revision();
 }
 
 absl::Status LocalStateStore::WithWritesPaused(
     absl::FunctionRef<absl::Status(const StateTable&)> fn) {
-  absl::MutexLock write_lock(&write_mu_);
-  absl::ReaderMutexLock lock(&mu_);
+  TsanVisibleMutexLock write_lock(&write_mu_);
+  TsanVisibleReaderMutexLock lock(&mu_);
   return fn(table_);
 }
 
 absl::StatusOr<bool> LocalStateStore::Write(WritePlan plan) {
   std::vector<WatchEvent> events;
   {
-    absl::MutexLock write_lock(&write_mu_);
+    TsanVisibleMutexLock write_lock(&write_mu_);
     std::optional<std::vector<Mutation>> changes;
     int64_t revision = 0;
     {
-      absl::ReaderMutexLock lock(&mu_);
+      TsanVisibleReaderMutexLock lock(&mu_);
       changes = plan(table_);
       revision = table_.revision() + 1;
     }
@@ -91,10 +93,10 @@ absl::StatusOr<bool> LocalStateStore::Write(WritePlan plan) {
     absl::Status persisted = Persist(revision, *changes);
     if (!persisted.ok()) return persisted;
     {
-      absl::MutexLock lock(&mu_);
+      TsanVisibleMutexLock lock(&mu_);
       events = table_.Commit(*std::move(changes));
     }
-    absl::ReaderMutexLock lock(&mu_);
+    TsanVisibleReaderMutexLock lock(&mu_);
     Committed(table_);
   }
   hub_.Publish(std::move(events));

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "controlplane/tsan_visible_lock.h"
 #include "glog/logging.h"
 
 namespace ferry::controlplane {
@@ -28,26 +29,23 @@ WatchHub::WatchHub(int64_t last_revision) : delivered_revision_(last_revision) {
 WatchId WatchHub::Watch(absl::string_view prefix, StateStore::WatchCallback callback) {
   CHECK(callback != nullptr) << "StateStore::Watch needs a callback";
   auto watcher = std::make_shared<const Watcher>(Watcher{std::string(prefix), std::move(callback)});
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   const WatchId id = next_id_++;
   watchers_.emplace(id, std::move(watcher));
   return id;
 }
 
 void WatchHub::Unwatch(WatchId id) {
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   watchers_.erase(id);
   // From inside a callback the current call simply finishes; elsewhere wait out a delivery that
   // may have picked this watcher up before it was erased.
   const std::thread::id self = std::this_thread::get_id();
-  auto idle = [this, self]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !delivering_ || delivering_thread_ == self;
-  };
-  mu_.Await(absl::Condition(&idle));
+  while (delivering_ && delivering_thread_ != self) TsanVisibleWait(&delivery_done_, &mu_);
 }
 
 bool WatchHub::IsRegistered(WatchId id) const {
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   return watchers_.find(id) != watchers_.end();
 }
 
@@ -74,11 +72,8 @@ void WatchHub::DeliverInOrder(const std::vector<WatchEvent>& events) {
   const int64_t revision = events.front().revision;
   std::vector<std::pair<WatchId, std::shared_ptr<const Watcher>>> watchers;
   {
-    absl::MutexLock lock(&mu_);
-    auto my_turn = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return delivered_revision_ == revision - 1;
-    };
-    mu_.Await(absl::Condition(&my_turn));
+    TsanVisibleMutexLock lock(&mu_);
+    while (delivered_revision_ != revision - 1) TsanVisibleWait(&delivery_done_, &mu_);
     delivering_ = true;
     delivering_thread_ = std::this_thread::get_id();
     watchers.assign(watchers_.begin(), watchers_.end());
@@ -92,9 +87,10 @@ void WatchHub::DeliverInOrder(const std::vector<WatchEvent>& events) {
       }
     }
   }
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   delivered_revision_ = revision;
   delivering_ = false;
+  delivery_done_.SignalAll();
 }
 
 }  // namespace ferry::controlplane

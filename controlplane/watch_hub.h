@@ -60,6 +60,8 @@ class WatchHub {
   // The thread calling callbacks right now, if any.
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;
   std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
+  // Signalled whenever a delivery ends (delivered_revision_ and delivering_ change).
+  absl::CondVar delivery_done_;
 };
 
 }  // namespace ferry::controlplane

@@ -1,11 +1,14 @@
 #include "controlplane/watch_hub.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "controlplane/state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -15,23 +18,42 @@ namespace {
 
 using ::testing::ElementsAre;
 
+// A one-shot signal between threads (std primitives, which ThreadSanitizer sees).
+class Latch {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
 std::vector<WatchEvent> Revision(int64_t revision, const std::string& key) {
   return {WatchEvent{ChangeType::kPut, key, "v", revision}};
 }
 
 TEST(WatchHubTest, LaterRevisionWaitsForEarlierOne) {
   WatchHub hub(/*last_revision=*/10);
-  absl::Mutex mu;
+  std::mutex mu;
   std::vector<int64_t> seen;
   hub.Watch("", [&](const WatchEvent& e) {
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     seen.push_back(e.revision);
   });
   // Revision 12 is published first, by another thread; it must wait for 11.
   std::thread later([&] { hub.Publish(Revision(12, "/b")); });
   absl::SleepFor(absl::Milliseconds(50));  // give the wrong order a chance to happen
   {
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     EXPECT_TRUE(seen.empty());
   }
   hub.Publish(Revision(11, "/a"));
@@ -53,19 +75,19 @@ TEST(WatchHubTest, PublishFromInsideCallbackIsDeliveredAfterIt) {
 
 TEST(WatchHubTest, UnwatchWaitsForCallbackRunningOnAnotherThread) {
   WatchHub hub(0);
-  absl::Notification in_callback;
-  absl::Notification release;
+  Latch in_callback;
+  Latch release;
   std::atomic<bool> callback_done{false};
   const WatchId id = hub.Watch("", [&](const WatchEvent&) {
-    in_callback.Notify();
-    release.WaitForNotification();
+    in_callback.Open();
+    release.Wait();
     callback_done = true;
   });
   std::thread writer([&] { hub.Publish(Revision(1, "/a")); });
-  in_callback.WaitForNotification();
+  in_callback.Wait();
   std::thread releaser([&] {
     absl::SleepFor(absl::Milliseconds(50));
-    release.Notify();
+    release.Open();
   });
   hub.Unwatch(id);
   EXPECT_TRUE(callback_done.load()) << "Unwatch returned while the callback was still running";

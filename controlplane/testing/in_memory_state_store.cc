@@ -3,18 +3,19 @@
 #include <utility>
 
 #include "controlplane/state_table.h"
+#include "controlplane/tsan_visible_lock.h"
 
 namespace ferry::controlplane {
 
 InMemoryStateStore::InMemoryStateStore() : LocalStateStore(StateTable()) {}
 
 void InMemoryStateStore::SetWriteError(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   write_error_ = std::move(status);
 }
 
 absl::Status InMemoryStateStore::Persist(int64_t, const std::vector<Mutation>&) {
-  absl::MutexLock lock(&mu_);
+  TsanVisibleMutexLock lock(&mu_);
   return write_error_;
 }
 
