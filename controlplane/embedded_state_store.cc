@@ -137,8 +137,9 @@ absl::Status ReplaceFile(const std::string& dir, const std::string& path, absl::
   return sync ? SyncDir(dir) : absl::OkStatus();
 }
 
-// mkdir -p with mode 0700 for every directory it creates.
-absl::Status MakeDirs(const std::string& dir) {
+// mkdir -p with mode 0700 for every directory it creates; with `sync`, each new directory's entry
+// in its parent is made durable too, so a crash cannot lose the whole state directory.
+absl::Status MakeDirs(const std::string& dir, bool sync) {
   struct stat st;
   if (stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) {
@@ -149,12 +150,18 @@ absl::Status MakeDirs(const std::string& dir) {
   }
   if (errno != ENOENT) return IoError("stat", dir, errno);
   const size_t slash = dir.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "."
+                             : slash == 0               ? "/"
+                                                        : dir.substr(0, slash);
   if (slash != std::string::npos && slash > 0) {
-    absl::Status parent = MakeDirs(dir.substr(0, slash));
-    if (!parent.ok()) return parent;
+    absl::Status made = MakeDirs(parent, sync);
+    if (!made.ok()) return made;
   }
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return IoError("mkdir", dir, errno);
-  return absl::OkStatus();
+  if (mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return absl::OkStatus();  // created by someone else meanwhile
+    return IoError("mkdir", dir, errno);
+  }
+  return sync ? SyncDir(parent) : absl::OkStatus();
 }
 
 // Takes the directory's lock file, or says who holds it.
@@ -194,7 +201,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedStateStore>> EmbeddedStateStore::Open(
   std::string dir = dir_arg;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
 
-  absl::Status status = MakeDirs(dir);
+  absl::Status status = MakeDirs(dir, options.fsync);
   if (!status.ok()) return status;
   absl::StatusOr<ScopedFd> lock = LockDir(dir);
   if (!lock.ok()) return lock.status();
@@ -251,7 +258,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedStateStore>> EmbeddedStateStore::Open(
   if (journal_fd.get() < 0) return IoError("open", journal_path, errno);
   if (!journal->dropped_tail.empty()) {
     LOG(WARNING) << "state journal " << journal_path << ": " << journal->dropped_tail
-                 << " (a write torn by a crash; it had not been acknowledged). Recovered through "
+                 << " (the last append, torn by a crash or damaged; a torn append was never "
+                 << "acknowledged). Recovered through "
                  << "revision " << table.revision() << ".";
     if (ftruncate(journal_fd.get(), static_cast<off_t>(journal->valid_bytes)) != 0) {
       return IoError("ftruncate", journal_path, errno);

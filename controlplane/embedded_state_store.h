@@ -56,9 +56,9 @@ class EmbeddedStateStore final : public LocalStateStore {
   // (no call may be in progress, and watch callbacks must not outlive it).
   ~EmbeddedStateStore() override;
 
-  // The StateStore methods come from LocalStateStore: reads never touch the disk nor wait for a
-  // journal sync; writes are serialized, and each is durable (journal record synced) before it
-  // is visible or returns.
+  // The StateStore methods and revision() come from LocalStateStore: reads never touch the disk
+  // nor wait for a journal sync; writes are serialized, and each is durable (journal record
+  // synced) before it is visible or returns.
   //
   // Write errors beyond StateStore's: if a journal append fails (disk full, I/O error) the call
   // returns that error and the record is rolled back; if the rollback or the sync itself fails,
