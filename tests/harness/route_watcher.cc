@@ -1,0 +1,152 @@
+#include "tests/harness/route_watcher.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace ferry::harness {
+
+const v1::RouteService* FindRoute(const v1::RouteSnapshot& snapshot, const std::string& name) {
+  for (const v1::RouteService& service : snapshot.services()) {
+    if (service.name() == name) return &service;
+  }
+  return nullptr;
+}
+
+RouteWatcher::RouteWatcher(std::shared_ptr<grpc::Channel> channel, std::string node,
+                           absl::Duration stream_deadline)
+    : node_(std::move(node)),
+      stream_deadline_(stream_deadline),
+      stub_(v1::Routes::NewStub(channel)) {}
+
+RouteWatcher::~RouteWatcher() {
+  context_.TryCancel();
+  if (reader_.joinable()) reader_.join();
+}
+
+absl::Status RouteWatcher::Start() {
+  if (stream_ != nullptr) return absl::FailedPreconditionError("the watcher was already started");
+  context_.set_deadline(absl::ToChronoTime(absl::Now() + stream_deadline_));
+  stream_ = stub_->WatchRoutes(&context_);
+  v1::RouteAck subscribe;
+  subscribe.set_node(node_);
+  // Written before the reading thread starts: from then on only it writes.
+  const bool sent = stream_->Write(subscribe);
+  reader_ = std::thread([this] { ReadLoop(); });
+  if (!sent) return absl::UnavailableError("the stream ended before the subscription was sent");
+  return absl::OkStatus();
+}
+
+void RouteWatcher::SetVerdict(Verdict verdict) {
+  absl::MutexLock lock(&mu_);
+  verdict_ = std::move(verdict);
+}
+
+void RouteWatcher::ReadLoop() {
+  v1::RouteSnapshot snapshot;
+  while (stream_->Read(&snapshot)) {
+    Received received;
+    received.received_at = absl::Now();
+    std::string error;
+    uint64_t kept_version = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (verdict_) error = verdict_(snapshot);
+      kept_version = acked_version_;
+    }
+    v1::RouteAck answer;
+    answer.set_response_nonce(snapshot.nonce());
+    answer.set_node(node_);
+    if (error.empty()) {
+      answer.set_version(snapshot.version());
+    } else {
+      answer.set_version(kept_version);
+      answer.set_error_detail(error);
+    }
+    const bool sent = stream_->Write(answer);
+    received.answered_at = absl::Now();
+    received.acked = sent && error.empty();
+    received.snapshot = std::move(snapshot);
+    absl::MutexLock lock(&mu_);
+    if (received.acked) acked_version_ = received.snapshot.version();
+    received_.push_back(std::move(received));
+    snapshot.Clear();
+  }
+  const grpc::Status status = stream_->Finish();
+  absl::MutexLock lock(&mu_);
+  final_status_ = status;
+  finished_ = true;
+}
+
+absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitFor(
+    const std::function<bool(const v1::RouteSnapshot&)>& match, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  size_t found = SIZE_MAX;
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (size_t i = cursor_; i < received_.size(); ++i) {
+      if (match(received_[i].snapshot)) {
+        found = i;
+        return true;
+      }
+    }
+    return finished_;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        node_, ": no matching route snapshot within ", absl::FormatDuration(timeout), " (",
+        received_.size(), " received, last: ",
+        received_.empty() ? "none" : received_.back().snapshot.ShortDebugString(), ")"));
+  }
+  if (found != SIZE_MAX) {
+    cursor_ = found + 1;
+    return received_[found];
+  }
+  cursor_ = received_.size();
+  return absl::UnavailableError(
+      absl::StrCat(node_, ": the stream ended (", final_status_.error_code(), ": ",
+                   final_status_.error_message(), ") without a matching snapshot"));
+}
+
+absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitForService(const std::string& name,
+                                                                    absl::Duration timeout) {
+  return WaitFor([&name](const v1::RouteSnapshot& s) { return FindRoute(s, name) != nullptr; },
+                 timeout);
+}
+
+absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitForNoService(const std::string& name,
+                                                                      absl::Duration timeout) {
+  return WaitFor([&name](const v1::RouteSnapshot& s) { return FindRoute(s, name) == nullptr; },
+                 timeout);
+}
+
+std::vector<RouteWatcher::Received> RouteWatcher::received() {
+  absl::MutexLock lock(&mu_);
+  return received_;
+}
+
+bool RouteWatcher::VersionsStrictlyIncrease() {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 1; i < received_.size(); ++i) {
+    if (received_[i].snapshot.version() <= received_[i - 1].snapshot.version()) return false;
+  }
+  return true;
+}
+
+uint64_t RouteWatcher::acked_version() {
+  absl::MutexLock lock(&mu_);
+  return acked_version_;
+}
+
+absl::StatusOr<grpc::Status> RouteWatcher::WaitFinished(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(&finished_), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(node_, ": the stream is still open after ", absl::FormatDuration(timeout)));
+  }
+  return final_status_;
+}
+
+void RouteWatcher::Cancel() { context_.TryCancel(); }
+
+}  // namespace ferry::harness
