@@ -7,6 +7,7 @@
 // loopback with a warning.
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,7 @@ struct HandshakeCase {
   std::string reason;
   std::function<absl::StatusOr<TlsFiles>(DevPki&)> client_files;
 };
+void PrintTo(const HandshakeCase& c, std::ostream* os) { *os << c.test_name; }
 
 class HandshakeRefusalTest : public IntermediateAuthTest,
                              public ::testing::WithParamInterface<HandshakeCase> {};
@@ -184,6 +186,7 @@ struct IdentityCase {
   std::string message_part;
   std::function<absl::StatusOr<TlsFiles>(DevPki&)> client_files;
 };
+void PrintTo(const IdentityCase& c, std::ostream* os) { *os << c.test_name; }
 
 class IdentityRefusalTest : public IntermediateAuthTest,
                             public ::testing::WithParamInterface<IdentityCase> {};
