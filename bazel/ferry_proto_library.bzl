@@ -5,6 +5,7 @@
         srcs = ["routes.proto"],
         deps = [":common_proto"],   # other ferry_proto_library targets
         grpc = True,                # also generate service stubs
+        alwayslink = False,         # link even when unreferenced (reflection)
     )
 
 makes `<name>` (a cc_library with the messages and, when grpc is set, the
@@ -15,7 +16,7 @@ Imports are rooted at `proto/`: `import "ferry/v1/common.proto";` and
 
 _PROTO_ROOT = "proto"
 
-def ferry_proto_library(name, srcs, deps = [], grpc = False, visibility = None):
+def ferry_proto_library(name, srcs, deps = [], grpc = False, alwayslink = False, visibility = None):
     stems = [s[:-len(".proto")] for s in srcs]
     pkg = native.package_name()
     if not pkg.startswith(_PROTO_ROOT + "/"):
@@ -54,5 +55,8 @@ def ferry_proto_library(name, srcs, deps = [], grpc = False, visibility = None):
         # Generated code is not ours to keep warning-free.
         copts = ["-Wno-error", "-Wno-unused-parameter"],
         deps = deps + ["@system//:protobuf"] + (["@system//:grpcpp"] if grpc else []),
+        # For descriptors that must be in the binary's pool (for reflection)
+        # even when no code refers to them.
+        alwayslink = alwayslink,
         visibility = visibility,
     )

@@ -95,7 +95,7 @@ absl::StatusOr<Peer> PeerAuthenticator::Authorize(
   if (!allowed) {
     return Refuse(absl::StatusCode::kPermissionDenied, "wrong_role", who,
                   absl::StrCat(method, " is for the ", absl::StrJoin(roles, " or "),
-                               " role; the caller is a ", id->role));
+                               " role; the caller's role is ", id->role));
   }
   peer.id = *std::move(id);
   return peer;
@@ -110,8 +110,8 @@ absl::Status PeerAuthenticator::CheckTenant(const Peer& peer, absl::string_view 
   if (peer.id.tenant == tenant || IsOperator(peer)) return absl::OkStatus();
   return Refuse(absl::StatusCode::kPermissionDenied, "other_tenant",
                 absl::StrCat(peer.address, " as ", peer.id.ToUri()),
-                absl::StrCat(what, " belongs to tenant \"", tenant,
-                             "\"; the caller is of tenant \"", peer.id.tenant, "\""));
+                absl::StrCat("a caller of tenant \"", peer.id.tenant, "\" may not act on ", what,
+                             " of tenant \"", tenant, "\""));
 }
 
 }  // namespace ferry

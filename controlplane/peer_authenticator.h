@@ -47,7 +47,8 @@ class PeerAuthenticator {
 
   // OK when `peer` may act on `tenant`'s objects (same tenant, or an admin of
   // the operator tenant); else PERMISSION_DENIED (other_tenant), counted and
-  // logged. `what` names the object for the message ("service ollama-api").
+  // logged. `what` names the object for the message ("service \"ollama-api\"",
+  // "the services").
   absl::Status CheckTenant(const Peer& peer, absl::string_view tenant,
                            absl::string_view what) const;
 

@@ -150,7 +150,7 @@ class ConnectorSessionReactor
       case v1::ConnectorMessage::KIND_NOT_SET:
         return absl::InvalidArgumentError("empty ConnectorMessage");
     }
-    return absl::FailedPreconditionError("the first message on the stream must be a Hello");
+    return absl::InvalidArgumentError("the first message on the stream must be a Hello");
   }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

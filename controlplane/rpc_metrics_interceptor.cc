@@ -4,6 +4,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
 
 namespace ferry {
 namespace {
@@ -16,7 +17,14 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
       : metrics_(metrics), start_(absl::Now()) {
     absl::string_view method = info->method();
     if (!method.empty() && method.front() == '/') method.remove_prefix(1);
-    method_ = std::string(method);
+    // Only methods the server knows get their own label value: a peer must
+    // not be able to mint unbounded series by calling made-up paths.
+    std::string full_name(method);
+    const size_t slash = full_name.find('/');
+    if (slash != std::string::npos) full_name[slash] = '.';
+    method_ = google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name)
+                  ? std::string(method)
+                  : "unknown";
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {

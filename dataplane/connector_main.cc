@@ -1,0 +1,133 @@
+// ferry-connector: the connector's control-plane half. It loads its services
+// from a YAML config file, keeps its session stream to the Intermediate (the
+// stream is its lease: Hello with the services, keepalives), reloads the file
+// on SIGHUP (an invalid file is refused whole and the last good config stays
+// live), and watches its own routes. Forwarding frames to backends is not in
+// this version: the connector takes no data-plane traffic yet.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/admin_http_server.h"
+#include "common/intermediate_channel.h"
+#include "common/metrics.h"
+#include "common/process.h"
+#include "dataplane/connector_session_client.h"
+#include "dataplane/route_watcher.h"
+#include "discovery/config_loader.h"
+#include "ferry/v1/config.pb.h"
+#include "glog/logging.h"
+
+ABSL_FLAG(std::string, config, "", "Connector config file (YAML, ferry.v1.ConnectorConfig).");
+ABSL_FLAG(std::string, intermediate, "",
+          "Intermediate gRPC address; overrides the config's first intermediates entry.");
+ABSL_FLAG(std::string, ca_cert, "", "Overrides tls.ca_cert of the config.");
+ABSL_FLAG(std::string, cert, "", "Overrides tls.cert of the config.");
+ABSL_FLAG(std::string, key, "", "Overrides tls.key of the config.");
+ABSL_FLAG(std::string, admin_listen, "",
+          "Admin HTTP address for /metrics; overrides admin_listen of the config "
+          "(default 127.0.0.1:7491).");
+
+namespace ferry {
+namespace {
+
+std::string FlagOr(const absl::Flag<std::string>& flag, const std::string& fallback) {
+  std::string value = absl::GetFlag(flag);
+  return value.empty() ? fallback : value;
+}
+
+std::vector<v1::ServiceSpec> ServicesOf(const v1::ConnectorConfig& config) {
+  return {config.services().begin(), config.services().end()};
+}
+
+int Run() {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) {
+    LOG(ERROR) << "--config is required (see config/examples/connector.yaml)";
+    return 2;
+  }
+  absl::StatusOr<v1::ConnectorConfig> config = discovery::LoadConfigFile<v1::ConnectorConfig>(path);
+  if (!config.ok()) {
+    LOG(ERROR) << config.status().message();
+    return 2;
+  }
+  const std::string intermediate =
+      FlagOr(FLAGS_intermediate, config->intermediates().empty() ? "" : config->intermediates(0));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      DialIntermediate(intermediate, TlsFiles{FlagOr(FLAGS_ca_cert, config->tls().ca_cert()),
+                                              FlagOr(FLAGS_cert, config->tls().cert()),
+                                              FlagOr(FLAGS_key, config->tls().key())});
+  if (!channel.ok()) {
+    LOG(ERROR) << channel.status();
+    return 2;
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto& reloads = AddCounterFamily(*registry, "ferry_connector_config_reloads_total",
+                                   "Config reloads by result (ok, error).");
+  prometheus::Gauge& services_gauge =
+      AddGaugeFamily(*registry, "ferry_connector_services", "Services in the live config.").Add({});
+  prometheus::Gauge& route_version =
+      AddGaugeFamily(*registry, "ferry_connector_route_version", "Route version in use.").Add({});
+  services_gauge.Set(config->services_size());
+
+  ConnectorSessionClient session(*channel, std::string(FerryVersion()), {});
+  session.SetServices(ServicesOf(*config));
+  RouteWatcher watcher(*channel, "connector", [&](const v1::RouteSnapshot& snapshot) {
+    route_version.Set(static_cast<double>(snapshot.version()));
+    return absl::OkStatus();
+  });
+
+  AdminHttpServer admin;
+  admin.ServeMetrics(registry);
+  admin.ServeHealth([&session] { return session.connected(); });
+  const std::string admin_listen =
+      FlagOr(FLAGS_admin_listen,
+             config->admin_listen().empty() ? "127.0.0.1:7491" : config->admin_listen());
+  if (absl::Status s = admin.Start(admin_listen); !s.ok()) {
+    LOG(ERROR) << "Cannot start the admin HTTP server: " << s;
+    return 1;
+  }
+  session.Start();
+  watcher.Start();
+  const std::string admin_bound =
+      absl::StrCat(admin_listen.substr(0, admin_listen.rfind(':')), ":", admin.port());
+  LOG(INFO) << "Connector serving " << config->services_size() << " services from " << path
+            << " via " << intermediate << "; admin HTTP on " << admin_bound
+            << ". Frame forwarding is not in this version.";
+  if (absl::Status s = WriteReadyFile({{"admin_address", admin_bound}}); !s.ok()) LOG(ERROR) << s;
+
+  WaitForShutdownSignal([&] {
+    absl::StatusOr<v1::ConnectorConfig> next = discovery::LoadConfigFile<v1::ConnectorConfig>(path);
+    if (!next.ok()) {
+      reloads.Add({{"result", "error"}}).Increment();
+      LOG(ERROR) << "Config reload refused; the last good config stays live: "
+                 << next.status().message();
+      return;
+    }
+    reloads.Add({{"result", "ok"}}).Increment();
+    services_gauge.Set(next->services_size());
+    session.SetServices(ServicesOf(*next));
+    LOG(INFO) << "Config reloaded: " << next->services_size() << " services";
+  });
+
+  // The session ends first, so the Intermediate starts the grace period.
+  session.Stop();
+  watcher.Stop();
+  admin.Stop();
+  LOG(INFO) << "Connector stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace ferry
+
+int main(int argc, char** argv) {
+  ferry::InitProcess(argc, argv,
+                     "ferry-connector: serves services next to their backends.\n"
+                     "  ferry-connector --config connector.yaml");
+  return ferry::Run();
+}
