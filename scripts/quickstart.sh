@@ -13,7 +13,7 @@ FERRY="$ROOT/.ferry"
 RUN="$FERRY/run"
 LOGS="$FERRY/logs"
 PKI="$FERRY/pki"
-COMPONENTS=(intermediate relay agent)
+COMPONENTS=(intermediate relay connector agent)
 
 pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -50,11 +50,12 @@ if pid_alive intermediate; then
   echo "The fabric is already running (stop it with scripts/quickstart.sh --down)."
 else
   echo "== Building"
-  bazel build //controlplane:ferry-intermediate //dataplane:ferry-relay //agent:ferry-agent \
-    //cli:ferryctl
+  bazel build //controlplane:ferry-intermediate //dataplane:ferry-relay \
+    //dataplane:ferry-connector //agent:ferry-agent //cli:ferryctl
   BIN="$ROOT/.ferry/bin"
   mkdir -p "$BIN" "$RUN" "$LOGS"
-  for b in controlplane/ferry-intermediate dataplane/ferry-relay agent/ferry-agent cli/ferryctl; do
+  for b in controlplane/ferry-intermediate dataplane/ferry-relay dataplane/ferry-connector \
+    agent/ferry-agent cli/ferryctl; do
     install -m 0755 "bazel-bin/$b" "$BIN/"
   done
 
@@ -66,6 +67,7 @@ else
   }
   issue ops intermediate intermediate
   issue ops relay relay-1
+  issue demo connector edge-1
   issue demo agent laptop
   issue demo admin operator
 
@@ -96,6 +98,29 @@ else
   start relay ferry-relay --intermediate="$GRPC" --admin_listen=127.0.0.1:0 \
     --ca_cert="$PKI/ca.crt" --cert="$PKI/relay-ops-relay-1.crt" --key="$PKI/relay-ops-relay-1.key" \
     --name=relay-1
+  # The demo connector's services (the data plane that will carry their
+  # traffic is not in this version; the control plane registers them).
+  cat >"$FERRY/connector.yaml" <<EOF
+# Written by scripts/quickstart.sh; edit and send SIGHUP to reload:
+#   kill -HUP \$(cat .ferry/run/connector.pid)
+intermediates: ["$GRPC"]
+tls:
+  ca_cert: "$PKI/ca.crt"
+  cert: "$PKI/connector-demo-edge-1.crt"
+  key: "$PKI/connector-demo-edge-1.key"
+admin_listen: "127.0.0.1:0"
+services:
+  - name: demo-web
+    protocol: PROTOCOL_TCP
+    backends: [{ address: "127.0.0.1:18080" }]
+  - name: demo-tcp-echo
+    protocol: PROTOCOL_TCP
+    backends: [{ address: "127.0.0.1:18081" }]
+  - name: demo-udp-echo
+    protocol: PROTOCOL_UDP
+    backends: [{ address: "127.0.0.1:18082" }]
+EOF
+  start connector ferry-connector --config="$FERRY/connector.yaml"
   start agent ferry-agent --intermediate="$GRPC" --ca_cert="$PKI/ca.crt" \
     --cert="$PKI/agent-demo-laptop.crt" --key="$PKI/agent-demo-laptop.key"
 
@@ -123,8 +148,10 @@ for c in "${COMPONENTS[@]}"; do
 done
 metrics=$(curl -s --max-time 5 "$FERRY_METRICS_URL" || true)
 echo
-echo "Connected relays: $(echo "$metrics" | sed -n 's/^ferry_connected_peers{role="relay"} //p')," \
-  "route version: $(echo "$metrics" | sed -n 's/^ferry_route_version //p')"
+metric() { echo "$metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+echo "Connected relays: $(metric 'ferry_connected_peers{role="relay"}')," \
+  "connectors: $(metric 'ferry_connected_peers{role="connector"}')," \
+  "route version: $(metric ferry_route_version)"
 cat <<EOF
 
 Endpoints are in .ferry/endpoints.env; logs in .ferry/logs/. Try:

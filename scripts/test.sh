@@ -17,11 +17,21 @@ bazel_rc=${PIPESTATUS[0]}
 echo "test: bazel test finished with exit code $bazel_rc in $(( $(date +%s) - start ))s"
 
 testlogs=$(bazel info bazel-testlogs "$@" 2>/dev/null)
-python3 - "$testlogs" "$bazel_rc" "$summary" $targets <<'PY'
+
+# The quickstart is a README command too: run it for real (not under
+# sanitizer configs, whose binaries are not what users run).
+quickstart_rc=-1  # not run
+if [ $# -eq 0 ]; then
+  scripts/quickstart_check.sh
+  quickstart_rc=$?
+fi
+
+python3 - "$testlogs" "$bazel_rc" "$summary" "$quickstart_rc" $targets <<'PY'
 import os, re, sys
 import xml.etree.ElementTree as ET
 
-testlogs, bazel_rc, summary, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+testlogs, bazel_rc, summary = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+quickstart_rc, targets = int(sys.argv[4]), sys.argv[5:]
 # Bazel's own verdict per target; a test.xml is trusted only for targets that
 # ran (or were cached) in this invocation, never a stale one.
 status = {}
@@ -77,6 +87,11 @@ for target, log in failing_logs:
         sys.stdout.write("".join(lines[-60:]))
     except OSError:
         print("(no log at %s)" % log)
+if quickstart_rc == 0:
+    passed += 1
+elif quickstart_rc > 0:
+    failed += 1
+    print("FAILED: scripts/quickstart_check.sh (see its output above)")
 if bazel_rc != 0 and failed == 0:
     # The build broke outside any test (or a test timed out without XML).
     failed = 1

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the README's quickstart for real and checks it: every component comes
+# up, endpoints.env has the keys it promises, a second run refuses to start
+# twice, and --down stops every process it started. Called by scripts/test.sh
+# (it cannot run inside `bazel test`, which would nest Bazel).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "quickstart check FAILED: $*"; scripts/quickstart.sh --down >/dev/null 2>&1; exit 1; }
+
+scripts/quickstart.sh --down >/dev/null 2>&1
+out=$(scripts/quickstart.sh 2>&1) || fail "quickstart.sh exited non-zero: $(echo "$out" | tail -20)"
+for c in intermediate relay connector agent; do
+  [ -f ".ferry/run/$c.pid" ] && kill -0 "$(cat ".ferry/run/$c.pid")" 2>/dev/null ||
+    fail "$c is not running"
+done
+for key in FERRY_INTERMEDIATE_ADDR FERRY_METRICS_URL FERRY_CA_CERT FERRY_ADMIN_CERT FERRY_ADMIN_KEY; do
+  grep -q "^$key=" .ferry/endpoints.env || fail "endpoints.env lacks $key"
+done
+# shellcheck disable=SC1091
+. .ferry/endpoints.env
+curl -sf --max-time 5 "$FERRY_METRICS_URL" | grep -q '^ferry_connected_peers{role="connector"} 1' ||
+  fail "the Intermediate does not count the quickstart's connector"
+pids=$(cat .ferry/run/*.pid)
+again=$(scripts/quickstart.sh 2>&1) || fail "second quickstart.sh run failed"
+echo "$again" | grep -q "already running" || fail "a second run did not say the fabric is running"
+scripts/quickstart.sh --down >/dev/null || fail "--down failed"
+for pid in $pids; do
+  kill -0 "$pid" 2>/dev/null && fail "pid $pid still runs after --down"
+done
+echo "quickstart check passed"
