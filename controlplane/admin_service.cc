@@ -109,15 +109,11 @@ grpc::ServerUnaryReactor* AdminService::ListLeases(grpc::CallbackServerContext* 
   absl::StatusOr<std::string> tenant =
       ScopeTenant(*peer, request->tenant(), absl::StrCat("tenant \"", request->tenant(), "\""));
   if (!tenant.ok()) return Done(context, tenant.status());
-  // A lease exists for every service that has a VIP.
-  for (const v1::Service& service : registry_->ListServices(*tenant)) {
-    if (service.vip().empty()) continue;
-    v1::Lease* lease = response->add_leases();
-    lease->set_tenant(service.spec().tenant());
-    lease->set_service(service.spec().name());
-    lease->set_vip(service.vip());
-    lease->set_pinned(!service.spec().pinned_vip().empty());
-  }
+  // From the allocator's records, so a lease still held by a service that has not come back
+  // since a restart shows too.
+  absl::StatusOr<std::vector<v1::Lease>> leases = registry_->ListLeases(*tenant);
+  if (!leases.ok()) return Done(context, leases.status());
+  for (v1::Lease& lease : *leases) *response->add_leases() = std::move(lease);
   return Done(context, absl::OkStatus());
 }
 

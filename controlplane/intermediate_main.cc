@@ -23,6 +23,7 @@
 #include "controlplane/rpc_metrics_interceptor.h"
 #include "controlplane/server_credentials.h"
 #include "controlplane/service_registry.h"
+#include "controlplane/vip_allocator.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -43,6 +44,13 @@ ABSL_FLAG(absl::Duration, connector_grace, absl::Seconds(10),
           "How long a disconnected connector's services stay routed.");
 ABSL_FLAG(absl::Duration, keepalive_interval, absl::Seconds(5),
           "Keepalive interval asked of connectors; three missed ones end the stream.");
+ABSL_FLAG(std::string, vip_pools, "10.100.0.0/24",
+          "Comma-separated IPv4 CIDRs (/8 to /30) that service VIPs are leased from, open to "
+          "every tenant. The network, broadcast and first host (gateway) are never leased.");
+ABSL_FLAG(absl::Duration, vip_cooldown, absl::Seconds(60),
+          "How long a released VIP is kept from other services; at least the DNS TTL.");
+ABSL_FLAG(std::string, dns_zone, "ferry.internal",
+          "DNS zone of service names: <service>.<tenant>.<zone>.");
 ABSL_FLAG(bool, insecure_dev_mode, false,
           "Serve plaintext gRPC on a loopback address, identities taken from the "
           "x-ferry-dev-identity header. For local experiments only.");
@@ -101,11 +109,21 @@ int Run() {
   ServiceRegistry::Options options;
   options.connector_grace = absl::GetFlag(FLAGS_connector_grace);
   options.keepalive_interval = absl::GetFlag(FLAGS_keepalive_interval);
+  absl::StatusOr<std::vector<v1::VipPool>> pools =
+      controlplane::VipPoolsFromCidrList(absl::GetFlag(FLAGS_vip_pools));
+  if (!pools.ok()) {
+    LOG(ERROR) << "--vip_pools: " << pools.status();
+    return 2;
+  }
+  options.vip_pools = *std::move(pools);
+  options.vip_cooldown = absl::GetFlag(FLAGS_vip_cooldown);
+  options.dns_zone = absl::GetFlag(FLAGS_dns_zone);
   absl::StatusOr<std::unique_ptr<ServiceRegistry>> registry =
       ServiceRegistry::Create(store->get(), metrics.get(), options);
   if (!registry.ok()) {
     LOG(ERROR) << "Cannot load the registry: " << registry.status();
-    return 1;
+    // Bad --vip_pools, --vip_cooldown or --dns_zone is a usage error.
+    return absl::IsInvalidArgument(registry.status()) ? 2 : 1;
   }
 
   PeerAuthenticator auth(trust_domain, absl::GetFlag(FLAGS_operator_tenant), insecure,

@@ -4,6 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/naming.h"
 #include "common/service_spec_validation.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
@@ -37,18 +39,71 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
+// A zone is one or more DNS labels separated by dots ("ferry.internal").
+absl::Status ValidateZone(const std::string& zone) {
+  if (zone.empty()) return absl::InvalidArgumentError("dns_zone is empty; e.g. ferry.internal");
+  for (absl::string_view label : absl::StrSplit(zone, '.')) {
+    if (!IsValidName(label)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dns_zone \"", zone, "\": \"", label,
+          "\" is not a DNS label (lower-case letters, digits and inner hyphens, 1-63 characters)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// `status` with its message prefixed by `path`, same code.
+absl::Status WithPath(const absl::Status& status, absl::string_view path) {
+  return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+}
+
 }  // namespace
 
 ServiceRegistry::ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics,
-                                 Options options)
-    : store_(store), metrics_(metrics), options_(std::move(options)) {}
+                                 Options options, std::unique_ptr<controlplane::VipAllocator> vips)
+    : store_(store), metrics_(metrics), options_(std::move(options)), vips_(std::move(vips)) {}
 
 absl::StatusOr<std::unique_ptr<ServiceRegistry>> ServiceRegistry::Create(
     controlplane::StateStore* store, IntermediateMetrics* metrics, Options options) {
+  if (absl::Status s = ValidateZone(options.dns_zone); !s.ok()) return s;
+  controlplane::VipAllocator::Options vip_options;
+  vip_options.pools = options.vip_pools;
+  vip_options.cooldown = options.vip_cooldown;
+  vip_options.now = options.now;
+  absl::StatusOr<std::unique_ptr<controlplane::VipAllocator>> vips =
+      controlplane::VipAllocator::Create(store, std::move(vip_options));
+  if (!vips.ok()) return vips.status();
   std::unique_ptr<ServiceRegistry> registry(
-      new ServiceRegistry(store, metrics, std::move(options)));
+      new ServiceRegistry(store, metrics, std::move(options), *std::move(vips)));
   if (absl::Status s = registry->Load(); !s.ok()) return s;
   return registry;
+}
+
+absl::StatusOr<std::string> ServiceRegistry::LeaseVipLocked(const v1::ServiceSpec& spec,
+                                                            absl::string_view path, bool* fresh) {
+  absl::StatusOr<std::optional<controlplane::VipAllocator::Lease>> before =
+      vips_->Lookup(spec.tenant(), spec.name());
+  if (!before.ok()) return WithPath(before.status(), path);
+  absl::StatusOr<controlplane::VipAllocator::Lease> lease =
+      vips_->Allocate(spec.tenant(), spec.name(), spec.pinned_vip());
+  if (!lease.ok()) return WithPath(lease.status(), path);
+  *fresh = !before->has_value();
+  unclaimed_leases_.erase(Key{spec.tenant(), spec.name()});
+  return lease->vip;
+}
+
+void ServiceRegistry::ReleaseVipLocked(const Key& key, bool discard) {
+  const absl::Status s =
+      discard ? vips_->Discard(key.first, key.second) : vips_->Release(key.first, key.second);
+  if (!s.ok() && !absl::IsNotFound(s)) {
+    LOG(ERROR) << "Cannot release the VIP of " << key.first << "/" << key.second << ": " << s;
+  }
+}
+
+void ServiceRegistry::ExportVipUsageLocked() {
+  if (absl::Status s = vips_->ExportUsage(*metrics_); !s.ok()) {
+    LOG(WARNING) << "Cannot update the VIP pool gauges: " << s;
+  }
 }
 
 absl::Status ServiceRegistry::Load() {
@@ -69,10 +124,30 @@ absl::Status ServiceRegistry::Load() {
     entry.id = *id;
     entry.origin = "api";
     entry.connector = entry.spec.connector();
+    bool fresh = false;
+    absl::StatusOr<std::string> vip = LeaseVipLocked(entry.spec, kv.key, &fresh);
+    if (vip.ok()) {
+      entry.vip = *std::move(vip);
+    } else {
+      // The pools changed under a persisted registration (a pin now outside them, or no room).
+      // Keep the registration; it stays without a VIP until re-registered.
+      LOG(ERROR) << "API service " << key.first << "/" << key.second
+                 << " gets no VIP: " << vip.status();
+    }
     services_[key] = std::move(entry);
   }
-  LOG(INFO) << "Registry loaded " << services_.size() << " API services at route version "
-            << version_;
+  // Leases of services not loaded here (config services, whose connectors say Hello again after
+  // a restart) wait one grace period for their service, like a detached connector's routes.
+  absl::StatusOr<std::vector<controlplane::VipAllocator::Lease>> leases = vips_->ListLeases("");
+  if (!leases.ok()) return leases.status();
+  const absl::Time deadline = options_.now() + options_.connector_grace;
+  for (const controlplane::VipAllocator::Lease& lease : *leases) {
+    const Key key{lease.tenant, lease.service};
+    if (services_.count(key) == 0) unclaimed_leases_[key] = deadline;
+  }
+  ExportVipUsageLocked();
+  LOG(INFO) << "Registry loaded " << services_.size() << " API services and "
+            << unclaimed_leases_.size() << " other VIP leases at route version " << version_;
   // A restart is a change: watchers must see a version above any they had.
   BumpVersionLocked();
   return absl::OkStatus();
@@ -104,6 +179,11 @@ v1::Service ServiceRegistry::ToServiceLocked(const ServiceEntry& entry) const {
   *service.mutable_spec() = entry.spec;
   service.set_id(entry.id);
   service.set_origin(entry.origin);
+  if (!entry.vip.empty()) {
+    service.set_vip(entry.vip);
+    service.set_dns_name(
+        absl::StrCat(entry.spec.name(), ".", entry.spec.tenant(), ".", options_.dns_zone));
+  }
   const bool routed = RoutedLocked(entry);
   if (routed) service.set_connector(entry.connector);
   int healthy = 0;
@@ -175,6 +255,7 @@ void ServiceRegistry::Notify() {
 absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hello& hello) {
   // Validate everything first: a bad Hello changes nothing.
   std::map<std::string, v1::ServiceSpec> wanted;
+  std::map<std::string, std::string> paths;  // name -> "hello.services[i]"
   for (int i = 0; i < hello.services_size(); ++i) {
     v1::ServiceSpec spec = hello.services(i);
     const std::string path = absl::StrCat("hello.services[", i, "]");
@@ -190,6 +271,7 @@ absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hel
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: \"", spec.name(), "\" appears twice"));
     }
+    paths[spec.name()] = path;
     auto it = services_.find(Key{id.tenant, spec.name()});
     if (it != services_.end() &&
         (it->second.origin != "config" || it->second.connector != id.name)) {
@@ -198,19 +280,37 @@ absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hel
           it->second.origin, ", served by connector \"", it->second.connector, "\")"));
     }
   }
+  // Lease every service's VIP (a service that has one gets it back). One refusal refuses the
+  // Hello, and addresses first leased for it are given back at once: nobody saw them.
+  std::map<std::string, std::string> vips;
+  std::vector<Key> fresh_leases;
+  for (const auto& [name, spec] : wanted) {
+    bool fresh = false;
+    absl::StatusOr<std::string> vip = LeaseVipLocked(spec, paths[name], &fresh);
+    if (!vip.ok()) {
+      for (const Key& key : fresh_leases) ReleaseVipLocked(key, /*discard=*/true);
+      ExportVipUsageLocked();
+      return vip.status();
+    }
+    if (fresh) fresh_leases.push_back(Key{id.tenant, name});
+    vips[name] = *std::move(vip);
+  }
   // Remove this connector's config services that are gone; add or update the rest.
   for (auto it = services_.begin(); it != services_.end();) {
     const ServiceEntry& entry = it->second;
     if (entry.origin == "config" && entry.connector == id.name &&
         entry.spec.tenant() == id.tenant && wanted.count(entry.spec.name()) == 0) {
+      ReleaseVipLocked(it->first);
       it = services_.erase(it);
     } else {
       ++it;
     }
   }
+  ExportVipUsageLocked();
   for (auto& [name, spec] : wanted) {
     const Key key{id.tenant, name};
     ServiceEntry& entry = services_[key];
+    entry.vip = vips[name];
     if (entry.id == 0) {
       absl::StatusOr<uint32_t> service_id = ServiceIdLocked(key);
       if (!service_id.ok()) return service_id.status();
@@ -355,6 +455,7 @@ void ServiceRegistry::Tick() {
         for (auto s = services_.begin(); s != services_.end();) {
           const bool mine = s->first.first == key.first && s->second.connector == key.second;
           if (mine && s->second.origin == "config") {
+            ReleaseVipLocked(s->first);
             s = services_.erase(s);
           } else {
             if (mine) s->second.backends.clear();
@@ -367,6 +468,22 @@ void ServiceRegistry::Tick() {
         ++it;
       }
     }
+    // Leases found at start-up whose service did not come back within the grace period.
+    bool released = false;
+    for (auto it = unclaimed_leases_.begin(); it != unclaimed_leases_.end();) {
+      if (now < it->second) {
+        ++it;
+        continue;
+      }
+      if (services_.count(it->first) == 0) {
+        LOG(INFO) << "No service " << it->first.first << "/" << it->first.second
+                  << " registered since the restart; releasing its VIP";
+        ReleaseVipLocked(it->first);
+        released = true;
+      }
+      it = unclaimed_leases_.erase(it);
+    }
+    if (changed || released) ExportVipUsageLocked();
     if (changed) BumpVersionLocked();
   }
   for (auto& link : to_close) {
@@ -407,13 +524,19 @@ absl::StatusOr<v1::Service> ServiceRegistry::RegisterApiService(const v1::Servic
     }
     absl::StatusOr<uint32_t> id = ServiceIdLocked(key);
     if (!id.ok()) return id.status();
+    bool fresh = false;
+    absl::StatusOr<std::string> vip = LeaseVipLocked(spec, "service", &fresh);
+    if (!vip.ok()) return vip.status();
     if (absl::Status s =
             store_->Put(absl::StrCat(kApiServicesPrefix, KeySuffix(spec.tenant(), spec.name())),
                         spec.SerializeAsString());
         !s.ok()) {
+      if (fresh) ReleaseVipLocked(key, /*discard=*/true);
       return s;
     }
+    ExportVipUsageLocked();
     ServiceEntry& entry = services_[key];
+    entry.vip = *std::move(vip);
     entry.spec = spec;
     entry.id = *id;
     entry.origin = "api";
@@ -454,6 +577,8 @@ absl::Status ServiceRegistry::DeregisterApiService(const std::string& tenant,
       return s;
     }
     const Key connector{tenant, it->second.connector};
+    ReleaseVipLocked(it->first);
+    ExportVipUsageLocked();
     services_.erase(it);
     auto conn = connectors_.find(connector);
     if (conn != connectors_.end() && conn->second.link != nullptr) {
@@ -491,6 +616,23 @@ std::vector<v1::Peer> ServiceRegistry::ListConnectors() {
     out.push_back(std::move(peer));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<v1::Lease>> ServiceRegistry::ListLeases(const std::string& tenant) {
+  absl::StatusOr<std::vector<controlplane::VipAllocator::Lease>> leases = vips_->ListLeases(tenant);
+  if (!leases.ok()) return leases.status();
+  std::vector<v1::Lease> out;
+  out.reserve(leases->size());
+  for (const controlplane::VipAllocator::Lease& lease : *leases) out.push_back(lease.ToProto());
+  return out;
+}
+
+std::optional<std::string> ServiceRegistry::ResolveVip(const std::string& tenant,
+                                                       const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = services_.find(Key{tenant, name});
+  if (it == services_.end() || it->second.vip.empty()) return std::nullopt;
+  return it->second.vip;
 }
 
 uint64_t ServiceRegistry::route_version() {

@@ -10,6 +10,14 @@
 // registrations, service ids and the route version are persisted in the
 // StateStore so that a restart keeps them.
 //
+// Every registered service holds a VIP lease (controlplane/vip_allocator.h)
+// for as long as it is registered: taken when it enters the registry (a
+// connector's Hello, RegisterApiService), honouring spec.pinned_vip, and
+// released into cooldown when it leaves (dropped from a Hello, its connector's
+// grace period over, DeregisterApiService). Leases live in the StateStore, so
+// a service that comes back after a restart gets the same VIP; leases that no
+// registered service claims within connector_grace of a restart are released.
+//
 // Thread-safety: every method is thread-safe. Subscribers and links are called
 // without the registry's lock held; they must not block.
 #pragma once
@@ -19,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +38,7 @@
 #include "common/spiffe_id.h"
 #include "controlplane/intermediate_metrics.h"
 #include "controlplane/state_store.h"
+#include "controlplane/vip_allocator.h"
 #include "ferry/v1/admin.pb.h"
 #include "ferry/v1/common.pb.h"
 #include "ferry/v1/registry.pb.h"
@@ -56,10 +66,20 @@ class ServiceRegistry {
     absl::Duration keepalive_interval = absl::Seconds(5);
     // Time source (tests inject a fake one).
     std::function<absl::Time()> now = [] { return absl::Now(); };
+    // VIP pools, in order. Empty: one pool 10.100.0.0/24 for every tenant.
+    std::vector<v1::VipPool> vip_pools;
+    // How long a released VIP is kept from other services; at least the DNS
+    // TTL.
+    absl::Duration vip_cooldown = absl::Seconds(60);
+    // Zone of service DNS names: <service>.<tenant>.<dns_zone>.
+    std::string dns_zone = "ferry.internal";
   };
 
   // Loads persisted registrations from `store`. `store` and `metrics` must
-  // outlive the registry.
+  // outlive the registry. INVALID_ARGUMENT for bad options (a VIP pool that is
+  // not a valid IPv4 CIDR or overlaps another, a dns_zone that is not
+  // dot-separated DNS labels, a negative vip_cooldown); the store's error if
+  // it cannot be read.
   static absl::StatusOr<std::unique_ptr<ServiceRegistry>> Create(controlplane::StateStore* store,
                                                                  IntermediateMetrics* metrics,
                                                                  Options options);
@@ -69,7 +89,12 @@ class ServiceRegistry {
   // Attaches a connector stream that said Hello. Replaces (and closes) an
   // older stream of the same identity. Returns the session serial to pass to
   // the other connector calls, or INVALID_ARGUMENT / PERMISSION_DENIED /
-  // ALREADY_EXISTS for a bad Hello (nothing is attached then).
+  // ALREADY_EXISTS for a bad Hello (nothing is attached then). A service whose
+  // VIP cannot be leased refuses the Hello with the allocator's status (its
+  // message prefixed with the service's path "hello.services[i]"): a bad or
+  // taken pin (INVALID_ARGUMENT, ALREADY_EXISTS, UNAVAILABLE while cooling),
+  // an exhausted pool (RESOURCE_EXHAUSTED). Addresses first leased by a
+  // refused Hello are given back; a lease it moved to a new pin stays moved.
   absl::StatusOr<uint64_t> AttachConnector(const SpiffeId& id, const std::string& address,
                                            const v1::Hello& hello,
                                            std::shared_ptr<ConnectorLink> link);
@@ -89,14 +114,26 @@ class ServiceRegistry {
 
   // --- Admin API ------------------------------------------------------------
 
-  // Registers an API service (spec.tenant and spec.connector must be set).
+  // Registers an API service (spec.tenant and spec.connector must be set) and
+  // leases its VIP (spec.pinned_vip if set); a VIP refusal refuses the
+  // registration with the allocator's status (see AttachConnector).
   absl::StatusOr<v1::Service> RegisterApiService(const v1::ServiceSpec& spec);
-  // NOT_FOUND, or FAILED_PRECONDITION for a config-file service.
+  // NOT_FOUND, or FAILED_PRECONDITION for a config-file service. The service's
+  // VIP goes into cooldown.
   absl::Status DeregisterApiService(const std::string& tenant, const std::string& name);
   // Services of `tenant` ("" for all), sorted by tenant and name.
   std::vector<v1::Service> ListServices(const std::string& tenant);
   // Connected connectors (and those within their grace period).
   std::vector<v1::Peer> ListConnectors();
+  // VIP leases of `tenant` ("" for all), sorted by tenant and service, from
+  // the state store (so also those held by services that left less than
+  // connector_grace before a restart). The store's error if it cannot be read.
+  absl::StatusOr<std::vector<v1::Lease>> ListLeases(const std::string& tenant);
+  // The VIP of registered service `name` of `tenant`, or nullopt when no such
+  // service is registered or it holds no VIP.
+  std::optional<std::string> ResolveVip(const std::string& tenant, const std::string& name);
+  // The DNS zone of service names (Options::dns_zone).
+  const std::string& dns_zone() const { return options_.dns_zone; }
 
   // --- Routes ---------------------------------------------------------------
 
@@ -114,8 +151,9 @@ class ServiceRegistry {
   // Records the version a watcher ACKed, for status displays.
   void RecordAck(const SpiffeId& id, uint64_t version);
 
-  // Expires grace periods and ends streams that missed their keepalives.
-  // Called periodically by the owner's timer thread (and by tests).
+  // Expires grace periods and ends streams that missed their keepalives,
+  // releasing the VIPs of services that leave. Called periodically by the
+  // owner's timer thread (and by tests).
   void Tick();
 
  private:
@@ -126,6 +164,8 @@ class ServiceRegistry {
     std::string connector;  // the serving connector's name
     // Latest health per backend address, from health reports.
     std::map<std::string, v1::BackendStatus> backends;
+    // The leased VIP; empty only if leasing failed while loading the state.
+    std::string vip;
   };
   struct ConnectorEntry {
     SpiffeId id;
@@ -140,8 +180,20 @@ class ServiceRegistry {
   };
   using Key = std::pair<std::string, std::string>;  // (tenant, name)
 
-  ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics, Options options);
+  ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics, Options options,
+                  std::unique_ptr<controlplane::VipAllocator> vips);
   absl::Status Load();
+
+  // Leases the VIP of `spec` (its tenant and name, honouring pinned_vip).
+  // `*fresh` tells whether the service held no lease before. The error is
+  // the allocator's, its message prefixed with `path`.
+  absl::StatusOr<std::string> LeaseVipLocked(const v1::ServiceSpec& spec, absl::string_view path,
+                                             bool* fresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives back the lease of a service leaving the registry: into cooldown, or
+  // at once (`discard`) for one that was never announced. Logs failures.
+  void ReleaseVipLocked(const Key& key, bool discard = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Updates the VIP pool gauges from the store.
+  void ExportVipUsageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Applies a Hello's services for a connector. Requires mu_.
   absl::Status ApplyHelloLocked(const SpiffeId& id, const v1::Hello& hello)
@@ -161,6 +213,7 @@ class ServiceRegistry {
   controlplane::StateStore* const store_;
   IntermediateMetrics* const metrics_;
   const Options options_;
+  const std::unique_ptr<controlplane::VipAllocator> vips_;
 
   absl::Mutex mu_;
   std::map<Key, ServiceEntry> services_ ABSL_GUARDED_BY(mu_);
@@ -168,6 +221,10 @@ class ServiceRegistry {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<std::pair<uint64_t, absl::Time>> version_times_ ABSL_GUARDED_BY(mu_);
+  // Leases found at start-up that no loaded service holds (config services of
+  // connectors not back yet), with the time they are released unless a
+  // service of that name registers first.
+  std::map<Key, absl::Time> unclaimed_leases_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex subscribers_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::map<uint64_t, std::function<void()>> subscribers_ ABSL_GUARDED_BY(subscribers_mu_);

@@ -58,13 +58,27 @@ class ServiceRegistryTest : public ::testing::Test {
   void SetUp() override { registry_ = Make(); }
 
   std::unique_ptr<ServiceRegistry> Make() {
-    ServiceRegistry::Options options;
-    options.connector_grace = absl::Seconds(10);
-    options.keepalive_interval = absl::Seconds(5);
+    ServiceRegistry::Options options = options_;
     options.now = [this] { return now_; };
     auto registry = ServiceRegistry::Create(&store_, &metrics_, options);
     EXPECT_TRUE(registry.ok()) << registry.status();
-    return *std::move(registry);
+    return registry.ok() ? *std::move(registry) : nullptr;
+  }
+
+  static ServiceRegistry::Options DefaultOptions() {
+    ServiceRegistry::Options options;
+    options.connector_grace = absl::Seconds(10);
+    options.keepalive_interval = absl::Seconds(5);
+    return options;
+  }
+
+  // The service `name` of `tenant` as listed, or a default Service when absent.
+  v1::Service Find(const std::string& tenant, const std::string& name) {
+    for (const v1::Service& s : registry_->ListServices(tenant)) {
+      if (s.spec().name() == name) return s;
+    }
+    ADD_FAILURE() << "no service " << tenant << "/" << name;
+    return v1::Service();
   }
 
   uint64_t Attach(const SpiffeId& id, const char* hello, std::shared_ptr<RecordingLink> link) {
@@ -75,6 +89,7 @@ class ServiceRegistryTest : public ::testing::Test {
   }
 
   const SpiffeId relay_{"ferry.local", "ops", "relay", "relay-1"};
+  ServiceRegistry::Options options_ = DefaultOptions();
   controlplane::InMemoryStateStore store_;
   IntermediateMetrics metrics_{std::make_shared<prometheus::Registry>()};
   absl::Time now_ = absl::FromUnixSeconds(1000000);
@@ -276,6 +291,257 @@ TEST_F(ServiceRegistryTest, SubscribersHearEveryChangeAndVersionTimesAreKept) {
   registry_->Unsubscribe(sub);
   Attach(Connector("globex", "edge-1"), kTwoServices, std::make_shared<RecordingLink>());
   EXPECT_EQ(calls, 1);
+}
+
+// --- VIP leases ---------------------------------------------------------------------------------
+
+v1::ServiceSpec ApiSpec(const std::string& name, const std::string& pinned_vip = "") {
+  v1::ServiceSpec spec;
+  spec.set_name(name);
+  spec.set_tenant("acme");
+  spec.set_connector("edge-1");
+  spec.set_protocol(v1::PROTOCOL_TCP);
+  spec.add_backends()->set_address("127.0.0.1:11434");
+  spec.set_pinned_vip(pinned_vip);
+  return spec;
+}
+
+std::vector<std::string> LeasedVips(ServiceRegistry& registry, const std::string& tenant) {
+  absl::StatusOr<std::vector<v1::Lease>> leases = registry.ListLeases(tenant);
+  EXPECT_TRUE(leases.ok()) << leases.status();
+  std::vector<std::string> out;
+  for (const v1::Lease& lease : leases.value_or(std::vector<v1::Lease>{})) {
+    out.push_back(lease.service() + "=" + lease.vip());
+  }
+  return out;
+}
+
+TEST_F(ServiceRegistryTest, HelloLeasesAVipAndDnsNameForEveryService) {
+  Attach(Connector("acme", "edge-1"), kTwoServices, std::make_shared<RecordingLink>());
+  const v1::Service web = Find("acme", "web");
+  const v1::Service echo = Find("acme", "echo");
+  EXPECT_THAT(web.vip(), ::testing::StartsWith("10.100.0."));
+  EXPECT_THAT(echo.vip(), ::testing::StartsWith("10.100.0."));
+  EXPECT_NE(web.vip(), echo.vip());
+  EXPECT_EQ(web.dns_name(), "web.acme.ferry.internal");
+  EXPECT_EQ(echo.dns_name(), "echo.acme.ferry.internal");
+  EXPECT_EQ(registry_->ResolveVip("acme", "web"), web.vip());
+  EXPECT_EQ(registry_->ResolveVip("acme", "nope"), std::nullopt);
+
+  // The same VIPs in the routes, the Welcome, and the leases.
+  const v1::RouteSnapshot snapshot = registry_->BuildSnapshot(relay_);
+  ASSERT_EQ(snapshot.services_size(), 2);
+  EXPECT_EQ(snapshot.services(0).vip(), echo.vip());
+  EXPECT_EQ(snapshot.services(1).vip(), web.vip());
+  const v1::Welcome welcome = registry_->WelcomeFor(Connector("acme", "edge-1"));
+  ASSERT_EQ(welcome.services_size(), 2);
+  EXPECT_EQ(welcome.services(1).vip(), web.vip());
+  absl::StatusOr<std::vector<v1::Lease>> leases = registry_->ListLeases("acme");
+  ASSERT_TRUE(leases.ok());
+  ASSERT_EQ(leases->size(), 2u);
+  EXPECT_EQ((*leases)[1].service(), "web");
+  EXPECT_EQ((*leases)[1].vip(), web.vip());
+  EXPECT_EQ((*leases)[1].pool(), "10.100.0.0/24");
+  EXPECT_FALSE((*leases)[1].pinned());
+  EXPECT_TRUE(LeasedVips(*registry_, "globex").empty());
+  EXPECT_EQ(metrics_.VipPoolSize("10.100.0.0/24").Value(), 253);
+  EXPECT_EQ(metrics_.VipPoolUsed("10.100.0.0/24").Value(), 2);
+}
+
+TEST_F(ServiceRegistryTest, DnsZoneComesFromOptions) {
+  options_.dns_zone = "svc.example";
+  registry_ = Make();
+  Attach(Connector("acme", "edge-1"), kTwoServices, std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("acme", "web").dns_name(), "web.acme.svc.example");
+}
+
+TEST_F(ServiceRegistryTest, RefusesBadVipAndDnsOptions) {
+  struct Case {
+    std::string pool;
+    std::string zone;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"10.100.0.0/33", "ferry.internal", "vip_pools[0] \"10.100.0.0/33\""},
+      {"10.100.0.0/24", "Ferry.internal", "dns_zone \"Ferry.internal\""},
+      {"10.100.0.0/24", "ferry..internal", "dns_zone"},
+      {"10.100.0.0/24", "", "dns_zone is empty"},
+  };
+  for (const Case& c : cases) {
+    ServiceRegistry::Options options = DefaultOptions();
+    options.vip_pools.emplace_back().set_cidr(c.pool);
+    options.dns_zone = c.zone;
+    auto registry = ServiceRegistry::Create(&store_, &metrics_, options);
+    EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(std::string(registry.status().message()), HasSubstr(c.message));
+  }
+}
+
+TEST_F(ServiceRegistryTest, SameVipsAfterARegistryRestartOverTheSameStore) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  absl::StatusOr<v1::Service> api = registry_->RegisterApiService(ApiSpec("ollama-api"));
+  ASSERT_TRUE(api.ok()) << api.status();
+  const std::vector<std::string> before = LeasedVips(*registry_, "acme");
+  ASSERT_EQ(before.size(), 3u);
+  const std::string web = Find("acme", "web").vip();
+
+  registry_ = Make();
+  // The API service has its VIP at once; the config services' leases wait for their connector.
+  EXPECT_EQ(Find("acme", "ollama-api").vip(), api->vip());
+  EXPECT_EQ(LeasedVips(*registry_, "acme"), before);
+  now_ += absl::Seconds(5);
+  Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("acme", "web").vip(), web);
+  EXPECT_EQ(LeasedVips(*registry_, "acme"), before);
+  // The grace period after the restart passes; the services came back, so nothing is released.
+  now_ += absl::Seconds(30);
+  registry_->Tick();
+  EXPECT_EQ(LeasedVips(*registry_, "acme"), before);
+}
+
+TEST_F(ServiceRegistryTest, LeasesNotClaimedWithinGraceAfterRestartAreReleased) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  const std::string web = Find("acme", "web").vip();
+  registry_ = Make();
+  now_ += absl::Seconds(9);
+  registry_->Tick();
+  EXPECT_EQ(LeasedVips(*registry_, "acme").size(), 2u);
+  now_ += absl::Seconds(2);
+  registry_->Tick();
+  EXPECT_TRUE(LeasedVips(*registry_, "acme").empty());
+  EXPECT_EQ(metrics_.VipPoolUsed("10.100.0.0/24").Value(), 0);
+  // Released into cooldown: web gets its address back when it returns.
+  Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("acme", "web").vip(), web);
+}
+
+TEST_F(ServiceRegistryTest, PinnedVipIsHonouredAndConflictsRefuseTheHello) {
+  const char kPinned[] = R"pb(services {
+                                name: "db"
+                                protocol: PROTOCOL_TCP
+                                pinned_vip: "10.100.0.42"
+                                backends { address: "127.0.0.1:5432" }
+                              })pb";
+  Attach(Connector("acme", "edge-1"), kPinned, std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("acme", "db").vip(), "10.100.0.42");
+  absl::StatusOr<std::vector<v1::Lease>> leases = registry_->ListLeases("acme");
+  ASSERT_TRUE(leases.ok());
+  ASSERT_EQ(leases->size(), 1u);
+  EXPECT_TRUE((*leases)[0].pinned());
+  EXPECT_EQ(registry_->BuildSnapshot(relay_).services(0).vip(), "10.100.0.42");
+
+  // Another tenant pinning the same address: ALREADY_EXISTS naming the holder; nothing attached.
+  absl::StatusOr<uint64_t> taken = registry_->AttachConnector(
+      Connector("globex", "edge-1"), "peer", HelloWith(kPinned), std::make_shared<RecordingLink>());
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(taken.status().message()),
+              HasSubstr("hello.services[0]: VIP 10.100.0.42 is already leased to acme/db"));
+  EXPECT_TRUE(registry_->ListServices("globex").empty());
+  EXPECT_TRUE(registry_->ListConnectors().size() == 1u);
+
+  // A pin outside the pool, through the admin API.
+  absl::StatusOr<v1::Service> outside = registry_->RegisterApiService(ApiSpec("api", "10.9.9.9"));
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(outside.status().message()), HasSubstr("outside the VIP pools"));
+  EXPECT_EQ(registry_->ListServices("acme").size(), 1u);
+  absl::StatusOr<v1::Service> pinned = registry_->RegisterApiService(ApiSpec("api", "10.100.0.7"));
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  EXPECT_EQ(pinned->vip(), "10.100.0.7");
+  EXPECT_EQ(pinned->dns_name(), "api.acme.ferry.internal");
+}
+
+TEST_F(ServiceRegistryTest, ExhaustedPoolRefusesTheHelloAndGivesItsLeasesBack) {
+  // A /30 holds one address.
+  options_.vip_pools.emplace_back().set_cidr("10.9.0.0/30");
+  registry_ = Make();
+  absl::StatusOr<uint64_t> serial =
+      registry_->AttachConnector(Connector("acme", "edge-1"), "peer", HelloWith(kTwoServices),
+                                 std::make_shared<RecordingLink>());
+  EXPECT_EQ(serial.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(serial.status().message()),
+              HasSubstr("VIP pool 10.9.0.0/30 (1 addresses) is exhausted"));
+  EXPECT_TRUE(registry_->ListServices("").empty());
+  EXPECT_TRUE(registry_->ListConnectors().empty());
+  // The address the first service got was given back at once, so a smaller Hello fits.
+  EXPECT_TRUE(LeasedVips(*registry_, "").empty());
+  Attach(Connector("globex", "edge-1"), R"pb(services {
+                                               name: "web"
+                                               protocol: PROTOCOL_TCP
+                                               backends { address: "127.0.0.1:1" }
+                                             })pb",
+         std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("globex", "web").vip(), "10.9.0.2");
+  // And the admin API hears the same refusal.
+  absl::StatusOr<v1::Service> api = registry_->RegisterApiService(ApiSpec("ollama-api"));
+  EXPECT_EQ(api.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(registry_->ListServices("acme").size(), 0u);
+}
+
+TEST_F(ServiceRegistryTest, ConfigServiceWithdrawnAfterGraceReleasesItsVipIntoCooldown) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  const uint64_t serial = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  const std::string web = Find("acme", "web").vip();
+  registry_->DetachConnector(id, serial);
+  now_ += absl::Seconds(9);
+  registry_->Tick();
+  EXPECT_EQ(LeasedVips(*registry_, "acme").size(), 2u);  // Still within the grace period.
+  now_ += absl::Seconds(2);
+  registry_->Tick();
+  EXPECT_TRUE(LeasedVips(*registry_, "acme").empty());
+  EXPECT_EQ(metrics_.VipPoolUsed("10.100.0.0/24").Value(), 0);
+
+  // Cooling: another service may not pin it...
+  absl::StatusOr<v1::Service> squatter = registry_->RegisterApiService(ApiSpec("squatter", web));
+  EXPECT_EQ(squatter.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(squatter.status().message()), HasSubstr("released by acme/web"));
+  // ...but web, back within the cooldown, gets it again.
+  now_ += absl::Seconds(30);
+  const uint64_t again = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  EXPECT_EQ(Find("acme", "web").vip(), web);
+
+  // Gone for good: after the cooldown another service may have it.
+  registry_->DetachConnector(id, again);
+  now_ += absl::Seconds(11);
+  registry_->Tick();
+  now_ += absl::Seconds(59);
+  EXPECT_EQ(registry_->RegisterApiService(ApiSpec("squatter", web)).status().code(),
+            absl::StatusCode::kUnavailable);
+  now_ += absl::Seconds(1);
+  absl::StatusOr<v1::Service> later = registry_->RegisterApiService(ApiSpec("squatter", web));
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->vip(), web);
+}
+
+TEST_F(ServiceRegistryTest, ServiceDroppedFromAHelloReleasesItsVip) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  const uint64_t serial = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  const std::string echo = Find("acme", "echo").vip();
+  ASSERT_TRUE(registry_
+                  ->UpdateConnector(id, serial, HelloWith(R"pb(services {
+                                                                 name: "web"
+                                                                 protocol: PROTOCOL_TCP
+                                                                 backends { address: "a:1" }
+                                                               })pb"))
+                  .ok());
+  EXPECT_THAT(LeasedVips(*registry_, "acme"), ElementsAre("web=" + Find("acme", "web").vip()));
+  EXPECT_EQ(registry_->RegisterApiService(ApiSpec("other", echo)).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ServiceRegistryTest, DeregisteredApiServiceReleasesItsVipIntoCooldown) {
+  absl::StatusOr<v1::Service> api = registry_->RegisterApiService(ApiSpec("ollama-api"));
+  ASSERT_TRUE(api.ok()) << api.status();
+  EXPECT_EQ(metrics_.VipPoolUsed("10.100.0.0/24").Value(), 1);
+  ASSERT_TRUE(registry_->DeregisterApiService("acme", "ollama-api").ok());
+  EXPECT_TRUE(LeasedVips(*registry_, "acme").empty());
+  EXPECT_EQ(metrics_.VipPoolUsed("10.100.0.0/24").Value(), 0);
+  EXPECT_EQ(registry_->RegisterApiService(ApiSpec("other", api->vip())).status().code(),
+            absl::StatusCode::kUnavailable);
+  absl::StatusOr<v1::Service> back = registry_->RegisterApiService(ApiSpec("ollama-api"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->vip(), api->vip());
 }
 
 }  // namespace
