@@ -88,7 +88,6 @@ absl::StatusOr<std::string> ServiceRegistry::LeaseVipLocked(const v1::ServiceSpe
       vips_->Allocate(spec.tenant(), spec.name(), spec.pinned_vip());
   if (!lease.ok()) return WithPath(lease.status(), path);
   *fresh = !before->has_value();
-  unclaimed_leases_.erase(Key{spec.tenant(), spec.name()});
   return lease->vip;
 }
 
@@ -289,7 +288,17 @@ absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hel
     absl::StatusOr<std::string> vip = LeaseVipLocked(spec, paths[name], &fresh);
     if (!vip.ok()) {
       for (const Key& key : fresh_leases) ReleaseVipLocked(key, /*discard=*/true);
+      // Registered services whose pin moved their lease keep the move; publish it.
+      bool moved = false;
+      for (const auto& [leased, address] : vips) {
+        auto it = services_.find(Key{id.tenant, leased});
+        if (it != services_.end() && it->second.vip != address) {
+          it->second.vip = address;
+          moved = true;
+        }
+      }
       ExportVipUsageLocked();
+      if (moved) BumpVersionLocked();
       return vip.status();
     }
     if (fresh) fresh_leases.push_back(Key{id.tenant, name});
@@ -330,44 +339,59 @@ absl::StatusOr<uint64_t> ServiceRegistry::AttachConnector(const SpiffeId& id,
                                                           std::shared_ptr<ConnectorLink> link) {
   std::shared_ptr<ConnectorLink> replaced;
   uint64_t serial = 0;
+  absl::Status refused;
+  bool changed = true;
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = ApplyHelloLocked(id, hello); !s.ok()) return s;
-    ConnectorEntry& entry = connectors_[Key{id.tenant, id.name}];
-    replaced = std::move(entry.link);
-    entry.id = id;
-    entry.address = address;
-    entry.version = hello.version();
-    entry.connected_at = options_.now();
-    entry.last_seen = entry.connected_at;
-    entry.serial = serial = next_serial_++;
-    entry.link = std::move(link);
-    entry.grace_deadline = absl::InfiniteFuture();
-    BumpVersionLocked();
-    LOG(INFO) << "Connector " << id.ToUri() << " attached from " << address << " with "
-              << hello.services_size() << " services (session " << serial << ")";
+    const uint64_t version = version_;
+    refused = ApplyHelloLocked(id, hello);
+    if (!refused.ok()) {
+      changed = version_ != version;  // A refused Hello may still have moved a re-pinned VIP.
+    } else {
+      ConnectorEntry& entry = connectors_[Key{id.tenant, id.name}];
+      replaced = std::move(entry.link);
+      entry.id = id;
+      entry.address = address;
+      entry.version = hello.version();
+      entry.connected_at = options_.now();
+      entry.last_seen = entry.connected_at;
+      entry.serial = serial = next_serial_++;
+      entry.link = std::move(link);
+      entry.grace_deadline = absl::InfiniteFuture();
+      BumpVersionLocked();
+      LOG(INFO) << "Connector " << id.ToUri() << " attached from " << address << " with "
+                << hello.services_size() << " services (session " << serial << ")";
+    }
   }
   if (replaced) {
     replaced->Close(absl::AbortedError("replaced by a newer session of the same connector"));
   }
-  Notify();
+  if (changed) Notify();
+  if (!refused.ok()) return refused;
   return serial;
 }
 
 absl::Status ServiceRegistry::UpdateConnector(const SpiffeId& id, uint64_t serial,
                                               const v1::Hello& hello) {
+  absl::Status refused;
+  bool changed = true;
   {
     absl::MutexLock lock(&mu_);
     auto it = connectors_.find(Key{id.tenant, id.name});
     if (it == connectors_.end() || it->second.serial != serial) {
       return absl::FailedPreconditionError("this connector session was replaced");
     }
-    if (absl::Status s = ApplyHelloLocked(id, hello); !s.ok()) return s;
-    it->second.last_seen = options_.now();
-    BumpVersionLocked();
+    const uint64_t version = version_;
+    refused = ApplyHelloLocked(id, hello);
+    if (!refused.ok()) {
+      changed = version_ != version;  // A refused Hello may still have moved a re-pinned VIP.
+    } else {
+      it->second.last_seen = options_.now();
+      BumpVersionLocked();
+    }
   }
-  Notify();
-  return absl::OkStatus();
+  if (changed) Notify();
+  return refused;
 }
 
 v1::Welcome ServiceRegistry::WelcomeFor(const SpiffeId& id) {

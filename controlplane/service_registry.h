@@ -94,7 +94,8 @@ class ServiceRegistry {
   // message prefixed with the service's path "hello.services[i]"): a bad or
   // taken pin (INVALID_ARGUMENT, ALREADY_EXISTS, UNAVAILABLE while cooling),
   // an exhausted pool (RESOURCE_EXHAUSTED). Addresses first leased by a
-  // refused Hello are given back; a lease it moved to a new pin stays moved.
+  // refused Hello are given back; a lease it moved to a new pin stays moved
+  // (a new route version then tells watchers).
   absl::StatusOr<uint64_t> AttachConnector(const SpiffeId& id, const std::string& address,
                                            const v1::Hello& hello,
                                            std::shared_ptr<ConnectorLink> link);

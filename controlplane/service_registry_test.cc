@@ -544,5 +544,36 @@ TEST_F(ServiceRegistryTest, DeregisteredApiServiceReleasesItsVipIntoCooldown) {
   EXPECT_EQ(back->vip(), api->vip());
 }
 
+TEST_F(ServiceRegistryTest, RefusedHelloKeepsAndPublishesARePinnedMove) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  const uint64_t serial = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  ASSERT_TRUE(registry_->RegisterApiService(ApiSpec("holder", "10.100.0.200")).ok());
+  int notified = 0;
+  registry_->Subscribe([&] { ++notified; });
+  const uint64_t version = registry_->route_version();
+  // web moves to its new pin; "zz" (after web in name order) wants a taken address.
+  const absl::Status refused = registry_->UpdateConnector(id, serial, HelloWith(R"pb(
+                                                            services {
+                                                              name: "web"
+                                                              protocol: PROTOCOL_TCP
+                                                              pinned_vip: "10.100.0.99"
+                                                              backends { address: "127.0.0.1:8080" }
+                                                            }
+                                                            services {
+                                                              name: "zz"
+                                                              protocol: PROTOCOL_TCP
+                                                              pinned_vip: "10.100.0.200"
+                                                              backends { address: "127.0.0.1:8080" }
+                                                            }
+                                                          )pb"));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("hello.services[1]: VIP 10.100.0.200"));
+  EXPECT_EQ(Find("acme", "web").vip(), "10.100.0.99");
+  EXPECT_GT(registry_->route_version(), version);
+  EXPECT_EQ(notified, 1);
+  // The refused Hello removed nothing: echo is still there.
+  EXPECT_EQ(registry_->ListServices("acme").size(), 3u);
+}
+
 }  // namespace
 }  // namespace ferry
