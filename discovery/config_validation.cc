@@ -240,6 +240,16 @@ absl::Status ValidateVipPools(const v1::IntermediateConfig& config) {
   return absl::OkStatus();
 }
 
+// What the relay and the connector configs share: where the Intermediate is, the certificates,
+// the data-plane and admin listeners.
+template <typename Config>
+absl::Status ValidateDataPlaneProcess(const Config& config) {
+  if (absl::Status s = ValidateIntermediates(config.intermediates()); !s.ok()) return s;
+  if (absl::Status s = ValidateTls(config.tls()); !s.ok()) return s;
+  return ValidateOptionalListeners(
+      {{"listen", &config.listen()}, {"admin_listen", &config.admin_listen()}});
+}
+
 }  // namespace
 
 absl::Status ValidateListenAddress(absl::string_view address, absl::string_view path) {
@@ -336,13 +346,7 @@ absl::Status ValidateConfig(const v1::IntermediateConfig& config) {
 }
 
 absl::Status ValidateConfig(const v1::RelayConfig& config) {
-  if (absl::Status s = ValidateIntermediates(config.intermediates()); !s.ok()) return s;
-  if (absl::Status s = ValidateTls(config.tls()); !s.ok()) return s;
-  if (absl::Status s = ValidateOptionalListeners(
-          {{"listen", &config.listen()}, {"admin_listen", &config.admin_listen()}});
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = ValidateDataPlaneProcess(config); !s.ok()) return s;
   if (config.workers() > kMaxWorkers) {
     return FieldError("workers", absl::StrCat(config.workers(), " is more than ", kMaxWorkers,
                                               "; 0 (the default) means one per core"));
@@ -352,13 +356,7 @@ absl::Status ValidateConfig(const v1::RelayConfig& config) {
 }
 
 absl::Status ValidateConfig(const v1::ConnectorConfig& config) {
-  if (absl::Status s = ValidateIntermediates(config.intermediates()); !s.ok()) return s;
-  if (absl::Status s = ValidateTls(config.tls()); !s.ok()) return s;
-  if (absl::Status s = ValidateOptionalListeners(
-          {{"listen", &config.listen()}, {"admin_listen", &config.admin_listen()}});
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = ValidateDataPlaneProcess(config); !s.ok()) return s;
   absl::flat_hash_map<std::string, int> index_by_name;
   int tenant_index = -1;  // The first service that names its tenant.
   for (int i = 0; i < config.services_size(); ++i) {
