@@ -131,7 +131,8 @@ class VipAllocator {
   const std::vector<v1::VipPool>& pools() const { return configured_pools_; }
 
  private:
-  // A validated pool. Addresses handed out: first_host .. last_host (network + 2 .. broadcast - 1).
+  // A validated pool. Addresses handed out: network + 2 .. broadcast - 1 (not the network, the
+  // gateway network + 1, or the broadcast).
   struct Pool {
     std::string cidr;
     uint32_t network = 0;
