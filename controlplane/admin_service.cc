@@ -58,8 +58,7 @@ grpc::ServerUnaryReactor* AdminService::ListServices(grpc::CallbackServerContext
   if (!peer.ok()) return Done(context, peer.status());
   std::string tenant;
   if (!(request->tenant().empty() && auth_->IsOperator(*peer))) {
-    absl::StatusOr<std::string> scoped =
-        ScopeTenant(*peer, request->tenant(), absl::StrCat("tenant \"", request->tenant(), "\""));
+    absl::StatusOr<std::string> scoped = ScopeTenant(*peer, request->tenant(), "the services");
     if (!scoped.ok()) return Done(context, scoped.status());
     tenant = *scoped;
   }
@@ -106,8 +105,7 @@ grpc::ServerUnaryReactor* AdminService::ListLeases(grpc::CallbackServerContext* 
                                                    v1::ListLeasesResponse* response) {
   absl::StatusOr<Peer> peer = auth_->Authorize(*context, "Admin.ListLeases", {"admin"});
   if (!peer.ok()) return Done(context, peer.status());
-  absl::StatusOr<std::string> tenant =
-      ScopeTenant(*peer, request->tenant(), absl::StrCat("tenant \"", request->tenant(), "\""));
+  absl::StatusOr<std::string> tenant = ScopeTenant(*peer, request->tenant(), "the leases");
   if (!tenant.ok()) return Done(context, tenant.status());
   // From the allocator's records, so a lease still held by a service that has not come back
   // since a restart shows too.
@@ -122,8 +120,7 @@ grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext
                                                      v1::ListSessionsResponse* /*response*/) {
   absl::StatusOr<Peer> peer = auth_->Authorize(*context, "Admin.ListSessions", {"admin"});
   if (!peer.ok()) return Done(context, peer.status());
-  absl::StatusOr<std::string> tenant =
-      ScopeTenant(*peer, request->tenant(), absl::StrCat("tenant \"", request->tenant(), "\""));
+  absl::StatusOr<std::string> tenant = ScopeTenant(*peer, request->tenant(), "the sessions");
   if (!tenant.ok()) return Done(context, tenant.status());
   // Data-plane sessions are issued by the Sessions service, which this version
   // does not run yet, so there are none to list.
