@@ -25,51 +25,11 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const {GrpcReflection} = require('grpc-js-reflection-client');
 
 const kDeadlineMs = 10000;
 const kLoaderOptions = {keepCase: true, enums: String, longs: String, defaults: true, oneofs: true};
 
-// grpc.health.v1 as a protobufjs JSON descriptor. The C++ server's built-in
-// health service has no descriptor in its reflection pool ("Symbol not
-// found"), so when reflection cannot resolve it, this standard definition is
-// used instead. It is the public grpc/health/v1/health.proto, field for field.
-const kHealthJson = {
-  nested: {
-    grpc: {
-      nested: {
-        health: {
-          nested: {
-            v1: {
-              nested: {
-                HealthCheckRequest: {fields: {service: {type: 'string', id: 1}}},
-                HealthCheckResponse: {
-                  fields: {status: {type: 'ServingStatus', id: 1}},
-                  nested: {
-                    ServingStatus: {
-                      values: {UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN: 3},
-                    },
-                  },
-                },
-                Health: {
-                  methods: {
-                    Check: {requestType: 'HealthCheckRequest', responseType: 'HealthCheckResponse'},
-                    Watch: {
-                      requestType: 'HealthCheckRequest',
-                      responseType: 'HealthCheckResponse',
-                      responseStream: true,
-                    },
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-};
 
 function usage(message) {
   process.stderr.write(
@@ -139,17 +99,11 @@ async function serviceFromReflection(reflection, symbol) {
   return object;
 }
 
-// The Health client: by reflection when the server has the descriptor, else
-// from the standard definition above. Returns {Client, source}.
+// The Health client, resolved by reflection only: the Intermediate links the
+// grpc.health.v1 descriptors so that no .proto file is needed for it either.
 async function healthService(reflection) {
-  try {
-    return {Client: await serviceFromReflection(reflection, 'grpc.health.v1.Health'),
-            source: 'reflection'};
-  } catch (err) {
-    const definition = protoLoader.fromJSON(kHealthJson, kLoaderOptions);
-    return {Client: grpc.loadPackageDefinition(definition).grpc.health.v1.Health,
-            source: `built-in definition (reflection: ${err.message || err})`};
-  }
+  return {Client: await serviceFromReflection(reflection, 'grpc.health.v1.Health'),
+          source: 'reflection'};
 }
 
 function codeName(code) {
