@@ -467,6 +467,8 @@ constexpr size_t kTcpReadChunk = 16 * 1024;
 // Responses waiting for a TCP client that does not read: above this the server stops reading
 // that connection's queries until the client catches up.
 constexpr size_t kMaxPendingOutput = 64 * 1024;
+// SO_SNDBUF and SO_RCVBUF of TCP connections (the kernel doubles them for its bookkeeping).
+constexpr int kTcpSocketBuffer = 64 * 1024;
 // Pause after accept() fails for lack of fds or memory, instead of spinning.
 constexpr Clock::duration kAcceptRetryDelay = std::chrono::milliseconds(100);
 // Tries to find a port free for both UDP and TCP when the caller asks for any port.
@@ -552,6 +554,12 @@ absl::StatusOr<int> BindSocket(int type, const ListenAddress& address,
     // Lets a restarted process bind while old connections sit in TIME_WAIT; a live listener on
     // the port still makes bind fail.
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    // Inherited by accepted connections. DNS messages are small: fixed buffers keep what the
+    // connections can pin in the kernel to a few MB, where autotuning would let each grow
+    // toward tcp_wmem/tcp_rmem's maxima (megabytes) for a client that pipelines and never
+    // reads.
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kTcpSocketBuffer, sizeof(kTcpSocketBuffer));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kTcpSocketBuffer, sizeof(kTcpSocketBuffer));
   } else {
     // Replies leave from the address the query was sent to, even on a wildcard listener of a
     // host with several addresses (clients drop answers from another source).
@@ -838,10 +846,15 @@ class DnsServer::EventLoop {
         return;
       }
     }
-    HandleQueries(connection);
-    if (!Flush(connection)) {
-      Close(id, kClosedError);
-      return;
+    // Answer, write, and answer again what waited for the client to read: no event may come
+    // for queries already buffered (the client may have sent its last bytes, or shut down).
+    for (;;) {
+      const size_t answered = HandleQueries(connection);
+      if (!Flush(connection)) {
+        Close(id, kClosedError);
+        return;
+      }
+      if (answered == 0 || connection.pending() >= kMaxPendingOutput) break;
     }
     if (connection.peer_closed && connection.pending() == 0) {
       Close(id, kClosedByPeer);
@@ -851,7 +864,9 @@ class DnsServer::EventLoop {
   }
 
   // Answers every complete message in `connection.in`, in order, while the client keeps up.
-  void HandleQueries(Connection& connection) {
+  // Returns how many messages it took.
+  size_t HandleQueries(Connection& connection) {
+    size_t messages = 0;
     size_t consumed = 0;
     while (connection.pending() < kMaxPendingOutput) {
       const absl::string_view rest = absl::string_view(connection.in).substr(consumed);
@@ -862,6 +877,7 @@ class DnsServer::EventLoop {
       std::optional<std::string> response =
           server_.HandleQuery(rest.substr(2, length), Transport::kTcp);
       consumed += 2 + length;
+      ++messages;
       if (!response.has_value()) continue;
       // HandleQuery keeps TCP responses within kMaxMessageSize.
       const size_t size = response->size();
@@ -870,6 +886,7 @@ class DnsServer::EventLoop {
       connection.out.append(*response);
     }
     connection.in.erase(0, consumed);
+    return messages;
   }
 
   // Writes what the socket takes. False on a write error (the connection is dead).

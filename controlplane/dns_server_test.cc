@@ -235,7 +235,13 @@ std::string WithLengthPrefix(const std::string& message) {
 
 class TcpClient {
  public:
-  explicit TcpClient(int port) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  // `receive_buffer` > 0 shrinks the socket's receive buffer (and so the window the server
+  // sees) to about that many bytes.
+  explicit TcpClient(int port, int receive_buffer = 0)
+      : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    if (receive_buffer > 0) {
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    }
     const sockaddr_in address = Loopback(port);
     connected_ = connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
   }
@@ -941,6 +947,34 @@ TEST_F(DnsServerTest, TcpMalformedMessagesGetTheSameAnswersAsUdp) {
   std::optional<std::string> last = client.ReadMessage();
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(ldns_pkt_id(Parse(*last).get()), 99);
+}
+
+// A client that pipelines far more than the server buffers for it, reads nothing until it has
+// sent everything and then shuts down its side: the server stops reading while the client does
+// not read, and still answers every query, in order, before it closes.
+TEST_F(DnsServerTest, TcpAnswersEveryPipelinedQueryOfASlowReader) {
+  StartServer(*server_);
+  TcpClient client(server_->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(client.connected());
+  constexpr int kQueries = 20000;  // About 1 MB of responses.
+  std::string stream;
+  for (int i = 0; i < kQueries; ++i) {
+    stream += WithLengthPrefix(QueryBuilder("web.acme.ferry.internal").Id(i).Build());
+  }
+  std::thread sender([&] {
+    EXPECT_TRUE(client.Send(stream));
+    client.ShutdownWrite();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Lets the buffers fill up.
+  int received = 0;
+  for (; received < kQueries; ++received) {
+    std::optional<std::string> message = client.ReadMessage();
+    if (!message.has_value()) break;
+    ASSERT_EQ(ldns_pkt_id(Parse(*message).get()), received);
+  }
+  sender.join();
+  EXPECT_EQ(received, kQueries);
+  EXPECT_TRUE(client.WaitForClose(absl::Seconds(5)));
 }
 
 TEST_F(DnsServerTest, TcpClosesIdleConnections) {
