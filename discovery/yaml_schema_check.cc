@@ -139,8 +139,8 @@ class SchemaChecker {
     absl::flat_hash_map<int, YAML::Node> seen;
     absl::flat_hash_map<int, const FieldDescriptor*> oneof_member;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      const YAML::Node key = it->first;  // A copy: `it->` is a proxy that dies here.
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         return Error(key, path, "a field name must be a plain word, not a list or mapping");
       }
@@ -205,7 +205,7 @@ class SchemaChecker {
       }
       int index = 0;
       for (auto it = value.begin(); it != value.end(); ++it) {
-        const YAML::Node& item = *it;
+        const YAML::Node item = *it;
         if (IsDisabled(item)) continue;
         const std::string item_path = absl::StrCat(path, "[", index++, "]");
         if (item.IsNull() && (item.Tag().empty() || item.Tag() == "?")) {

@@ -204,7 +204,7 @@ class JsonWriter {
     out->push_back('{');
     bool first = true;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // A copy: `it->` is a proxy that dies here.
       if (!key.IsScalar()) {
         return ScalarError(key, source_, path, "a mapping key must be a plain word");
       }
