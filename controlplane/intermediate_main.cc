@@ -15,6 +15,7 @@
 #include "common/service_spec_validation.h"
 #include "common/tls_files.h"
 #include "controlplane/admin_service.h"
+#include "controlplane/dns_server.h"
 #include "controlplane/embedded_state_store.h"
 #include "controlplane/intermediate_metrics.h"
 #include "controlplane/peer_authenticator.h"
@@ -51,6 +52,9 @@ ABSL_FLAG(absl::Duration, vip_cooldown, absl::Seconds(60),
           "How long a released VIP is kept from other services; at least the DNS TTL.");
 ABSL_FLAG(std::string, dns_zone, "ferry.internal",
           "DNS zone of service names: <service>.<tenant>.<zone>.");
+ABSL_FLAG(std::string, dns_listen, "127.0.0.1:7453",
+          "DNS listen address (UDP and TCP) answering <service>.<tenant>.<zone>.");
+ABSL_FLAG(absl::Duration, dns_ttl, absl::Seconds(30), "TTL of DNS answers.");
 ABSL_FLAG(bool, insecure_dev_mode, false,
           "Serve plaintext gRPC on a loopback address, identities taken from the "
           "x-ferry-dev-identity header. For local experiments only.");
@@ -117,6 +121,13 @@ int Run() {
   }
   options.vip_pools = *std::move(pools);
   options.vip_cooldown = absl::GetFlag(FLAGS_vip_cooldown);
+  if (options.vip_cooldown < absl::GetFlag(FLAGS_dns_ttl)) {
+    // A resolver may cache the old answer for a TTL; the address must not
+    // point at another service before that cache expires.
+    LOG(ERROR) << "--vip_cooldown (" << options.vip_cooldown << ") must be at least --dns_ttl ("
+               << absl::GetFlag(FLAGS_dns_ttl) << ")";
+    return 2;
+  }
   options.dns_zone = absl::GetFlag(FLAGS_dns_zone);
   absl::StatusOr<std::unique_ptr<ServiceRegistry>> registry =
       ServiceRegistry::Create(store->get(), metrics.get(), options);
@@ -163,6 +174,30 @@ int Run() {
   const std::string admin_bound =
       absl::StrCat(admin_listen.substr(0, admin_listen.rfind(':')), ":", admin_http.port());
 
+  DnsServer::Options dns_options;
+  dns_options.zone = absl::GetFlag(FLAGS_dns_zone);
+  dns_options.ttl = absl::GetFlag(FLAGS_dns_ttl);
+  ServiceRegistry* registry_ptr = registry->get();
+  absl::StatusOr<std::unique_ptr<DnsServer>> dns = DnsServer::Create(
+      dns_options,
+      [registry_ptr](absl::string_view tenant, absl::string_view service) {
+        return registry_ptr->ResolveVip(std::string(tenant), std::string(service));
+      },
+      metrics->registry());
+  if (!dns.ok()) {
+    LOG(ERROR) << "DNS: " << dns.status();
+    server->Shutdown();
+    return 2;
+  }
+  const std::string dns_listen = absl::GetFlag(FLAGS_dns_listen);
+  if (absl::Status s = (*dns)->Start(dns_listen); !s.ok()) {
+    LOG(ERROR) << "Cannot start DNS on " << dns_listen << ": " << s;
+    server->Shutdown();
+    return 1;
+  }
+  const std::string dns_bound =
+      absl::StrCat(dns_listen.substr(0, dns_listen.rfind(':')), ":", (*dns)->port());
+
   absl::Notification stop_ticker;
   std::thread ticker([&] {
     while (!stop_ticker.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
@@ -171,8 +206,10 @@ int Run() {
   });
 
   LOG(INFO) << "Intermediate serving gRPC on " << bound << (insecure ? " (INSECURE)" : " (mTLS)")
-            << ", admin HTTP on " << admin_bound << ", trust domain " << trust_domain;
-  if (absl::Status s = WriteReadyFile({{"grpc_address", bound}, {"admin_address", admin_bound}});
+            << ", admin HTTP on " << admin_bound << ", DNS on " << dns_bound << ", trust domain "
+            << trust_domain;
+  if (absl::Status s = WriteReadyFile(
+          {{"grpc_address", bound}, {"admin_address", admin_bound}, {"dns_address", dns_bound}});
       !s.ok()) {
     LOG(ERROR) << s;
   }
@@ -186,6 +223,7 @@ int Run() {
   server->Wait();
   stop_ticker.Notify();
   ticker.join();
+  (*dns)->Stop();
   admin_http.Stop();
   LOG(INFO) << "Intermediate stopped";
   return 0;

@@ -1,9 +1,9 @@
 // ferry-connector: the connector's control-plane half. It loads its services
 // from a YAML config file, keeps its session stream to the Intermediate (the
 // stream is its lease: Hello with the services, keepalives), reloads the file
-// on SIGHUP (an invalid file is refused whole and the last good config stays
-// live), and watches its own routes. Forwarding frames to backends is not in
-// this version: the connector takes no data-plane traffic yet.
+// on SIGHUP or when it changes (an invalid file is refused whole and the last good config stays
+// live; the file is also watched with inotify), and watches its own routes. Forwarding frames to
+// backends is not in this version: the connector takes no data-plane traffic yet.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -18,6 +18,7 @@
 #include "dataplane/connector_session_client.h"
 #include "dataplane/route_watcher.h"
 #include "discovery/config_loader.h"
+#include "discovery/config_watcher.h"
 #include "ferry/v1/config.pb.h"
 #include "glog/logging.h"
 
@@ -100,7 +101,11 @@ int Run() {
             << ". Frame forwarding is not in this version.";
   if (absl::Status s = WriteReadyFile({{"admin_address", admin_bound}}); !s.ok()) LOG(ERROR) << s;
 
-  WaitForShutdownSignal([&] {
+  // SIGHUP and file changes (inotify, including editors' rename-on-save) both
+  // reload; a reload is serialized so two triggers never interleave.
+  absl::Mutex reload_mu;
+  auto reload = [&] {
+    absl::MutexLock lock(&reload_mu);
     absl::StatusOr<v1::ConnectorConfig> next = discovery::LoadConfigFile<v1::ConnectorConfig>(path);
     if (!next.ok()) {
       reloads.Add({{"result", "error"}}).Increment();
@@ -112,7 +117,14 @@ int Run() {
     services_gauge.Set(next->services_size());
     session.SetServices(ServicesOf(*next));
     LOG(INFO) << "Config reloaded: " << next->services_size() << " services";
-  });
+  };
+  discovery::ConfigWatcher config_watcher(path, reload);
+  if (absl::Status s = config_watcher.Start(); !s.ok()) {
+    LOG(WARNING) << "Not watching " << path << " for changes (" << s
+                 << "); SIGHUP still reloads it";
+  }
+  WaitForShutdownSignal(reload);
+  config_watcher.Stop();
 
   // The session ends first, so the Intermediate starts the grace period.
   session.Stop();

@@ -92,6 +92,7 @@ else
 
   echo "== Starting"
   start intermediate ferry-intermediate --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 \
+    --dns_listen=127.0.0.1:0 \
     --ca_cert="$PKI/ca.crt" --cert="$PKI/intermediate-ops-intermediate.crt" \
     --key="$PKI/intermediate-ops-intermediate.key" --state_dir="$FERRY/state"
   GRPC=$(ready_value intermediate grpc_address)
@@ -101,8 +102,8 @@ else
   # The demo connector's services (the data plane that will carry their
   # traffic is not in this version; the control plane registers them).
   cat >"$FERRY/connector.yaml" <<EOF
-# Written by scripts/quickstart.sh; edit and send SIGHUP to reload:
-#   kill -HUP \$(cat .ferry/run/connector.pid)
+# Written by scripts/quickstart.sh. Edits take effect when saved (an invalid
+# file is refused and the last good config stays live).
 intermediates: ["$GRPC"]
 tls:
   ca_cert: "$PKI/ca.crt"
@@ -127,6 +128,7 @@ EOF
   cat >"$FERRY/endpoints.env" <<EOF
 FERRY_INTERMEDIATE_ADDR=$GRPC
 FERRY_METRICS_URL=http://$(ready_value intermediate admin_address)/metrics
+FERRY_DNS_ADDR=$(ready_value intermediate dns_address)
 FERRY_CA_CERT=$PKI/ca.crt
 FERRY_ADMIN_CERT=$PKI/admin-demo-operator.crt
 FERRY_ADMIN_KEY=$PKI/admin-demo-operator.key
@@ -156,6 +158,7 @@ cat <<EOF
 
 Endpoints are in .ferry/endpoints.env; logs in .ferry/logs/. Try:
   . .ferry/endpoints.env && curl -s \$FERRY_METRICS_URL | grep ^ferry_
+  dig @\${FERRY_DNS_ADDR%:*} -p \${FERRY_DNS_ADDR##*:} demo-web.demo.ferry.internal +short
   .ferry/bin/ferryctl pki list --dir .ferry/pki
   tail -f .ferry/logs/ferry-intermediate.INFO
 Stop everything with: scripts/quickstart.sh --down

@@ -13,13 +13,17 @@ for c in intermediate relay connector agent; do
   [ -f ".ferry/run/$c.pid" ] && kill -0 "$(cat ".ferry/run/$c.pid")" 2>/dev/null ||
     fail "$c is not running"
 done
-for key in FERRY_INTERMEDIATE_ADDR FERRY_METRICS_URL FERRY_CA_CERT FERRY_ADMIN_CERT FERRY_ADMIN_KEY; do
+for key in FERRY_INTERMEDIATE_ADDR FERRY_METRICS_URL FERRY_DNS_ADDR FERRY_CA_CERT FERRY_ADMIN_CERT \
+  FERRY_ADMIN_KEY; do
   grep -q "^$key=" .ferry/endpoints.env || fail "endpoints.env lacks $key"
 done
 # shellcheck disable=SC1091
 . .ferry/endpoints.env
 curl -sf --max-time 5 "$FERRY_METRICS_URL" | grep -q '^ferry_connected_peers{role="connector"} 1' ||
   fail "the Intermediate does not count the quickstart's connector"
+vip=$(dig @"${FERRY_DNS_ADDR%:*}" -p "${FERRY_DNS_ADDR##*:}" demo-web.demo.ferry.internal +short \
+  +tries=1 +time=2)
+case "$vip" in 10.100.0.*) ;; *) fail "DNS gave \"$vip\" for demo-web.demo.ferry.internal" ;; esac
 pids=$(cat .ferry/run/*.pid)
 again=$(scripts/quickstart.sh 2>&1) || fail "second quickstart.sh run failed"
 echo "$again" | grep -q "already running" || fail "a second run did not say the fabric is running"
