@@ -2,7 +2,8 @@
 //
 // Every channel uses its own subchannel pool, so two channels never share a
 // TCP connection (and a TLS handshake): each one is a separate peer, as
-// separate processes would be.
+// separate processes would be. Reconnect backoff is 100 ms growing to 1 s, so
+// a channel finds a restarted server within about a second.
 #pragma once
 
 #include <memory>

@@ -17,6 +17,10 @@ absl::StatusOr<std::unique_ptr<FerryProcess>> IntermediateProcess::Prepare(
   std::vector<std::string> flags = {
       "--listen=" + options.listen,
       "--admin_listen=127.0.0.1:0",
+      // Port 0 for the DNS server too; --undefok keeps the harness working
+      // with a binary built before the flag existed.
+      "--dns_listen=127.0.0.1:0",
+      "--undefok=dns_listen",
       "--state_dir=" + *state_dir,
       "--trust_domain=" + pki.trust_domain(),
   };
@@ -55,6 +59,7 @@ absl::StatusOr<std::unique_ptr<IntermediateProcess>> IntermediateProcess::Start(
   if (!ready.ok()) return ready.status();
   result->grpc_address_ = (*ready)["grpc_address"];
   result->admin_address_ = (*ready)["admin_address"];
+  result->dns_address_ = (*ready)["dns_address"];
   if (result->grpc_address_.empty() || result->admin_address_.empty()) {
     return absl::InternalError(absl::StrCat("the ready file lacks grpc_address or admin_address:\n",
                                             result->process_->LogTail()));

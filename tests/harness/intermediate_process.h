@@ -1,6 +1,6 @@
 // The real ferry-intermediate (//controlplane:ferry-intermediate, which the
-// test must list in its `data`) started for one test: gRPC and admin HTTP on
-// port 0 of 127.0.0.1, mTLS with a server certificate from the test's DevPki,
+// test must list in its `data`) started for one test: gRPC, admin HTTP and DNS
+// on port 0 of 127.0.0.1, mTLS with a server certificate from the test's DevPki,
 // and a fresh --state_dir unless the test passes one (restart tests).
 #pragma once
 
@@ -50,6 +50,9 @@ class IntermediateProcess {
   // "127.0.0.1:<port>" of the gRPC server and of the admin HTTP server.
   const std::string& grpc_address() const { return grpc_address_; }
   const std::string& admin_address() const { return admin_address_; }
+  // "127.0.0.1:<port>" of the DNS server (UDP and TCP); empty when the
+  // binary does not report one.
+  const std::string& dns_address() const { return dns_address_; }
   const std::string& state_dir() const { return state_dir_; }
   FerryProcess& process() { return *process_; }
 
@@ -64,6 +67,7 @@ class IntermediateProcess {
   std::unique_ptr<FerryProcess> process_;
   std::string grpc_address_;
   std::string admin_address_;
+  std::string dns_address_;
   std::string state_dir_;
 };
 

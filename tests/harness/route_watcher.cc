@@ -39,7 +39,7 @@ absl::Status RouteWatcher::Start() {
 }
 
 void RouteWatcher::SetVerdict(Verdict verdict) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   verdict_ = std::move(verdict);
 }
 
@@ -51,7 +51,7 @@ void RouteWatcher::ReadLoop() {
     std::string error;
     uint64_t kept_version = 0;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (verdict_) error = verdict_(snapshot);
       kept_version = acked_version_;
     }
@@ -68,22 +68,24 @@ void RouteWatcher::ReadLoop() {
     received.answered_at = absl::Now();
     received.acked = sent && error.empty();
     received.snapshot = std::move(snapshot);
-    absl::MutexLock lock(&mu_);
+    snapshot.Clear();
+    std::lock_guard<std::mutex> lock(mu_);
     if (received.acked) acked_version_ = received.snapshot.version();
     received_.push_back(std::move(received));
-    snapshot.Clear();
+    changed_.notify_all();
   }
   const grpc::Status status = stream_->Finish();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   final_status_ = status;
   finished_ = true;
+  changed_.notify_all();
 }
 
 absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitFor(
     const std::function<bool(const v1::RouteSnapshot&)>& match, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   size_t found = SIZE_MAX;
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  auto ready = [&] {
     for (size_t i = cursor_; i < received_.size(); ++i) {
       if (match(received_[i].snapshot)) {
         found = i;
@@ -92,7 +94,7 @@ absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitFor(
     }
     return finished_;
   };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) {
+  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready)) {
     return absl::DeadlineExceededError(absl::StrCat(
         node_, ": no matching route snapshot within ", absl::FormatDuration(timeout), " (",
         received_.size(), " received, last: ",
@@ -121,12 +123,12 @@ absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitForNoService(const std:
 }
 
 std::vector<RouteWatcher::Received> RouteWatcher::received() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return received_;
 }
 
 bool RouteWatcher::VersionsStrictlyIncrease() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   for (size_t i = 1; i < received_.size(); ++i) {
     if (received_[i].snapshot.version() <= received_[i - 1].snapshot.version()) return false;
   }
@@ -134,13 +136,13 @@ bool RouteWatcher::VersionsStrictlyIncrease() {
 }
 
 uint64_t RouteWatcher::acked_version() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return acked_version_;
 }
 
 absl::StatusOr<grpc::Status> RouteWatcher::WaitFinished(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  if (!mu_.AwaitWithTimeout(absl::Condition(&finished_), timeout)) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return finished_; })) {
     return absl::DeadlineExceededError(
         absl::StrCat(node_, ": the stream is still open after ", absl::FormatDuration(timeout)));
   }

@@ -6,15 +6,15 @@
 // route contents, on version order, and measure change-to-ACK latency.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ferry/v1/routes.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -87,13 +87,16 @@ class RouteWatcher {
   std::unique_ptr<grpc::ClientReaderWriter<v1::RouteAck, v1::RouteSnapshot>> stream_;
   std::thread reader_;
 
-  absl::Mutex mu_;
-  Verdict verdict_ ABSL_GUARDED_BY(mu_);
-  std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
-  size_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t acked_version_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  // std::mutex, not absl::Mutex: see test_connector.h.
+  std::mutex mu_;
+  std::condition_variable changed_;  // received_ or finished_ changed
+  // Guarded by mu_:
+  Verdict verdict_;
+  std::vector<Received> received_;
+  size_t cursor_ = 0;
+  uint64_t acked_version_ = 0;
+  bool finished_ = false;
+  grpc::Status final_status_;
 };
 
 }  // namespace ferry::harness

@@ -29,7 +29,11 @@ TestConnector::TestConnector(std::shared_ptr<grpc::Channel> channel, absl::Durat
       stub_(v1::Registry::NewStub(channel_)) {}
 
 TestConnector::~TestConnector() {
-  stop_keepalives_.Notify();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_keepalives_ = true;
+  }
+  changed_.notify_all();
   context_.TryCancel();
   if (reader_.joinable()) reader_.join();
   if (keepalive_.joinable()) keepalive_.join();
@@ -50,22 +54,24 @@ absl::Status TestConnector::Open(const v1::Hello& hello, bool wait_for_ready) {
 void TestConnector::ReadLoop() {
   v1::ConnectorCommand command;
   while (stream_->Read(&command)) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     commands_.push_back(command);
+    changed_.notify_all();
   }
   grpc::Status status;
   {
-    absl::MutexLock write_lock(&write_mu_);
+    std::lock_guard<std::mutex> write_lock(write_mu_);
     status = stream_->Finish();
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   final_status_ = status;
   finished_ = true;
+  changed_.notify_all();
 }
 
 bool TestConnector::Send(const v1::ConnectorMessage& message) {
   if (stream_ == nullptr) return false;
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard<std::mutex> lock(write_mu_);
   if (writes_done_ || finished()) return false;
   return stream_->Write(message);
 }
@@ -94,7 +100,14 @@ bool TestConnector::SendHealth(
 void TestConnector::StartKeepalives(absl::Duration interval) {
   if (keepalive_.joinable()) return;
   keepalive_ = std::thread([this, interval] {
-    while (!stop_keepalives_.WaitForNotificationWithTimeout(interval)) {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (changed_.wait_for(lock, absl::ToChronoNanoseconds(interval),
+                              [this] { return stop_keepalives_ || finished_; })) {
+          return;
+        }
+      }
       if (!SendKeepalive()) return;
     }
   });
@@ -102,9 +115,9 @@ void TestConnector::StartKeepalives(absl::Duration interval) {
 
 absl::StatusOr<v1::ConnectorCommand> TestConnector::WaitForCommand(
     const std::function<bool(const v1::ConnectorCommand&)>& match, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   size_t found = SIZE_MAX;
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  auto ready = [&] {
     for (size_t i = cursor_; i < commands_.size(); ++i) {
       if (match(commands_[i])) {
         found = i;
@@ -113,7 +126,7 @@ absl::StatusOr<v1::ConnectorCommand> TestConnector::WaitForCommand(
     }
     return finished_;
   };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) {
+  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready)) {
     return absl::DeadlineExceededError(
         absl::StrCat("no matching connector command within ", absl::FormatDuration(timeout)));
   }
@@ -142,13 +155,13 @@ absl::StatusOr<v1::ApiServices> TestConnector::WaitForApiServices(absl::Duration
 }
 
 std::vector<v1::ConnectorCommand> TestConnector::commands() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return commands_;
 }
 
 absl::StatusOr<grpc::Status> TestConnector::WaitFinished(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  if (!mu_.AwaitWithTimeout(absl::Condition(&finished_), timeout)) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return finished_; })) {
     return absl::DeadlineExceededError(
         absl::StrCat("the stream is still open after ", absl::FormatDuration(timeout)));
   }
@@ -158,7 +171,7 @@ absl::StatusOr<grpc::Status> TestConnector::WaitFinished(absl::Duration timeout)
 absl::StatusOr<grpc::Status> TestConnector::CloseAndWait(absl::Duration timeout) {
   if (stream_ == nullptr) return absl::FailedPreconditionError("the stream was never opened");
   {
-    absl::MutexLock lock(&write_mu_);
+    std::lock_guard<std::mutex> lock(write_mu_);
     if (!writes_done_ && !finished()) stream_->WritesDone();
     writes_done_ = true;
   }
@@ -171,7 +184,7 @@ void TestConnector::Cancel() {
 }
 
 bool TestConnector::finished() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return finished_;
 }
 
@@ -191,27 +204,28 @@ void ReconnectingConnector::Start() {
 
 void ReconnectingConnector::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     stop_ = true;
     if (current_ != nullptr) current_->Cancel();
+    changed_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
 }
 
 int ReconnectingConnector::sessions() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return sessions_;
 }
 
 int ReconnectingConnector::attempts() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return attempts_;
 }
 
 absl::StatusOr<v1::Welcome> ReconnectingConnector::WaitForSessions(int n, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sessions_ >= n; };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&enough), timeout)) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto enough = [this, n] { return sessions_ >= n; };
+  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), enough)) {
     return absl::DeadlineExceededError(absl::StrCat("only ", sessions_, " of ", n,
                                                     " sessions after ", attempts_, " attempts in ",
                                                     absl::FormatDuration(timeout)));
@@ -224,7 +238,7 @@ void ReconnectingConnector::Run() {
   while (true) {
     TestConnector connector(channel_);
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       if (stop_) return;
       current_ = &connector;
       ++attempts_;
@@ -237,22 +251,21 @@ void ReconnectingConnector::Run() {
         absl::Duration interval = absl::Seconds(welcome->keepalive_interval().seconds()) +
                                   absl::Nanoseconds(welcome->keepalive_interval().nanos());
         connector.StartKeepalives(std::max(interval / 2, absl::Milliseconds(100)));
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         ++sessions_;
         last_welcome_ = *welcome;
+        changed_.notify_all();
       }
       // Parks here while the session lives; Stop() cancels it.
       while (!connector.WaitFinished(absl::Seconds(1)).ok()) {
       }
     }
-    {
-      absl::MutexLock lock(&mu_);
-      current_ = nullptr;
-      if (stop_) return;
-    }
     backoff = welcomed ? initial_backoff_ : std::min(backoff * 2, max_backoff_);
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+    std::unique_lock<std::mutex> lock(mu_);
+    current_ = nullptr;
+    if (changed_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [this] { return stop_; })) {
+      return;
+    }
   }
 }
 

@@ -8,17 +8,16 @@
 // replaced the session) it opens a new one after an exponential backoff.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -33,6 +32,10 @@ v1::ServiceSpec MakeServiceSpec(const std::string& name, const std::vector<std::
 
 // One ConnectorSession stream. Thread-safe: the test thread sends and waits
 // while an internal thread reads.
+//
+// The harness synchronizes with std::mutex rather than absl::Mutex: Debian's
+// Abseil is not built for ThreadSanitizer, which then cannot see absl::Mutex
+// and would report every guarded access under --config=tsan.
 class TestConnector {
  public:
   // `channel` carries the connector's identity (see channels.h). The stream
@@ -93,17 +96,19 @@ class TestConnector {
   std::unique_ptr<grpc::ClientReaderWriter<v1::ConnectorMessage, v1::ConnectorCommand>> stream_;
   std::thread reader_;
   std::thread keepalive_;
-  absl::Notification stop_keepalives_;
 
-  // Serializes writes with each other and with Finish.
-  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  bool writes_done_ ABSL_GUARDED_BY(write_mu_) = false;
+  // Serializes writes with each other and with Finish; taken before mu_.
+  std::mutex write_mu_;
+  bool writes_done_ = false;  // guarded by write_mu_
 
-  absl::Mutex mu_;
-  std::vector<v1::ConnectorCommand> commands_ ABSL_GUARDED_BY(mu_);
-  size_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable changed_;  // commands_, finished_ or stop_keepalives_ changed
+  // Guarded by mu_:
+  std::vector<v1::ConnectorCommand> commands_;
+  size_t cursor_ = 0;
+  bool finished_ = false;
+  bool stop_keepalives_ = false;
+  grpc::Status final_status_;
 };
 
 // A connector that keeps a session open across Intermediate restarts.
@@ -137,12 +142,14 @@ class ReconnectingConnector {
   const absl::Duration max_backoff_;
   std::thread thread_;
 
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  TestConnector* current_ ABSL_GUARDED_BY(mu_) = nullptr;
-  int sessions_ ABSL_GUARDED_BY(mu_) = 0;
-  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::Welcome last_welcome_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable changed_;
+  // Guarded by mu_:
+  bool stop_ = false;
+  TestConnector* current_ = nullptr;
+  int sessions_ = 0;
+  int attempts_ = 0;
+  v1::Welcome last_welcome_;
 };
 
 }  // namespace ferry::harness
