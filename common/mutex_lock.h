@@ -1,4 +1,5 @@
-// Scoped locks for absl::Mutex that ThreadSanitizer can see through.
+// Scoped locks for absl::Mutex that ThreadSanitizer can see through. Ferry's
+// code locks every absl::Mutex through these, never absl::MutexLock.
 //
 // Debian's libabsl is built without -fsanitize=thread, so absl::Mutex's own TSan annotations are
 // compiled out and, under --config=tsan, every access it guards shows up as a data race. These
@@ -13,23 +14,23 @@
 #include "absl/synchronization/mutex.h"
 
 #if defined(__SANITIZE_THREAD__)
-#define FERRY_TSAN_VISIBLE_LOCK_ANNOTATE 1
+#define FERRY_MUTEX_LOCK_ANNOTATE 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define FERRY_TSAN_VISIBLE_LOCK_ANNOTATE 1
+#define FERRY_MUTEX_LOCK_ANNOTATE 1
 #endif
 #endif
 
-#ifdef FERRY_TSAN_VISIBLE_LOCK_ANNOTATE
+#ifdef FERRY_MUTEX_LOCK_ANNOTATE
 #include <sanitizer/tsan_interface.h>
 #endif
 
-namespace ferry::controlplane {
-namespace tsan_visible_lock_internal {
+namespace ferry {
+namespace mutex_lock_internal {
 
 // After taking `mu`: everything done before earlier holders released it happened before now.
 inline void Acquired(absl::Mutex* mu) {
-#ifdef FERRY_TSAN_VISIBLE_LOCK_ANNOTATE
+#ifdef FERRY_MUTEX_LOCK_ANNOTATE
   __tsan_acquire(mu);
 #else
   (void)mu;
@@ -38,59 +39,70 @@ inline void Acquired(absl::Mutex* mu) {
 
 // Before releasing `mu`: what this thread did under it happens before the next holder's Acquired.
 inline void Releasing(absl::Mutex* mu) {
-#ifdef FERRY_TSAN_VISIBLE_LOCK_ANNOTATE
+#ifdef FERRY_MUTEX_LOCK_ANNOTATE
   __tsan_release(mu);
 #else
   (void)mu;
 #endif
 }
 
-}  // namespace tsan_visible_lock_internal
+}  // namespace mutex_lock_internal
 
 // absl::MutexLock.
-class ABSL_SCOPED_LOCKABLE TsanVisibleMutexLock {
+class ABSL_SCOPED_LOCKABLE MutexLock {
  public:
-  explicit TsanVisibleMutexLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit MutexLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
     mu_->Lock();
-    tsan_visible_lock_internal::Acquired(mu_);
+    mutex_lock_internal::Acquired(mu_);
   }
-  ~TsanVisibleMutexLock() ABSL_UNLOCK_FUNCTION() {
-    tsan_visible_lock_internal::Releasing(mu_);
+  ~MutexLock() ABSL_UNLOCK_FUNCTION() {
+    mutex_lock_internal::Releasing(mu_);
     mu_->Unlock();
   }
-  TsanVisibleMutexLock(const TsanVisibleMutexLock&) = delete;
-  TsanVisibleMutexLock& operator=(const TsanVisibleMutexLock&) = delete;
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
 
  private:
   absl::Mutex* const mu_;
 };
 
 // absl::ReaderMutexLock.
-class ABSL_SCOPED_LOCKABLE TsanVisibleReaderMutexLock {
+class ABSL_SCOPED_LOCKABLE ReaderMutexLock {
  public:
-  explicit TsanVisibleReaderMutexLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit ReaderMutexLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(mu) {
     mu_->ReaderLock();
-    tsan_visible_lock_internal::Acquired(mu_);
+    mutex_lock_internal::Acquired(mu_);
   }
-  ~TsanVisibleReaderMutexLock() ABSL_UNLOCK_FUNCTION() {
-    tsan_visible_lock_internal::Releasing(mu_);
+  ~ReaderMutexLock() ABSL_UNLOCK_FUNCTION() {
+    mutex_lock_internal::Releasing(mu_);
     mu_->ReaderUnlock();
   }
-  TsanVisibleReaderMutexLock(const TsanVisibleReaderMutexLock&) = delete;
-  TsanVisibleReaderMutexLock& operator=(const TsanVisibleReaderMutexLock&) = delete;
+  ReaderMutexLock(const ReaderMutexLock&) = delete;
+  ReaderMutexLock& operator=(const ReaderMutexLock&) = delete;
 
  private:
   absl::Mutex* const mu_;
 };
 
-// cv->Wait(mu), for a mutex held through TsanVisibleMutexLock: call it in a loop that re-checks
+// cv->Wait(mu), for a mutex held through MutexLock: call it in a loop that re-checks
 // the awaited state after each return. Wait drops the lock while it sleeps, so the edge is
 // declared on both sides. (This is also why there is no absl::Mutex::Await wrapper: Await
 // evaluates the condition on other threads, inside libabsl, where no annotation can reach.)
-inline void TsanVisibleWait(absl::CondVar* cv, absl::Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-  tsan_visible_lock_internal::Releasing(mu);
+inline void CondVarWait(absl::CondVar* cv, absl::Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  mutex_lock_internal::Releasing(mu);
   cv->Wait(mu);
-  tsan_visible_lock_internal::Acquired(mu);
+  mutex_lock_internal::Acquired(mu);
 }
 
-}  // namespace ferry::controlplane
+// mu->AwaitWithTimeout(condition, timeout) for a mutex held through
+// MutexLock: the condition is evaluated inside libabsl, and the re-acquisition
+// is declared to TSan on return. Returns whether the condition became true.
+inline bool AwaitWithTimeout(absl::Mutex* mu, const absl::Condition& condition,
+                             absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  mutex_lock_internal::Releasing(mu);
+  const bool met = mu->AwaitWithTimeout(condition, timeout);
+  mutex_lock_internal::Acquired(mu);
+  return met;
+}
+
+}  // namespace ferry

@@ -1,4 +1,4 @@
-#include "controlplane/tsan_visible_lock.h"
+#include "common/mutex_lock.h"
 
 #include <string>
 #include <thread>
@@ -7,11 +7,11 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
-namespace ferry::controlplane {
+namespace ferry {
 namespace {
 
 // Under --config=tsan these also check that TSan sees the locks: the same code with plain
-// absl::MutexLock (and Debian's uninstrumented libabsl) is reported as a data race.
+// MutexLock (and Debian's uninstrumented libabsl) is reported as a data race.
 
 TEST(TsanVisibleLockTest, WritersExcludeEachOther) {
   absl::Mutex mu;
@@ -20,13 +20,13 @@ TEST(TsanVisibleLockTest, WritersExcludeEachOther) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10000; ++i) {
-        TsanVisibleMutexLock lock(&mu);
+        MutexLock lock(&mu);
         ++count;
       }
     });
   }
   for (std::thread& t : threads) t.join();
-  TsanVisibleMutexLock lock(&mu);
+  MutexLock lock(&mu);
   EXPECT_EQ(count, 40000);
 }
 
@@ -36,12 +36,12 @@ TEST(TsanVisibleLockTest, ReadersSeeWholeWrites) {
   int torn = 0;
   std::thread reader([&] {
     for (int i = 0; i < 2000; ++i) {
-      TsanVisibleReaderMutexLock lock(&mu);
+      ReaderMutexLock lock(&mu);
       if (value != std::string(64, value[0])) ++torn;
     }
   });
   for (int i = 0; i < 2000; ++i) {
-    TsanVisibleMutexLock lock(&mu);
+    MutexLock lock(&mu);
     value = std::string(64, static_cast<char>('a' + i % 26));
   }
   reader.join();
@@ -53,20 +53,20 @@ TEST(TsanVisibleLockTest, WaitWakesOnStateSetByAnotherThread) {
   absl::CondVar changed;
   int stage ABSL_GUARDED_BY(mu) = 0;
   std::thread other([&] {
-    TsanVisibleMutexLock lock(&mu);
-    while (stage != 1) TsanVisibleWait(&changed, &mu);
+    MutexLock lock(&mu);
+    while (stage != 1) CondVarWait(&changed, &mu);
     stage = 2;
     changed.SignalAll();
   });
   {
-    TsanVisibleMutexLock lock(&mu);
+    MutexLock lock(&mu);
     stage = 1;
     changed.SignalAll();
-    while (stage != 2) TsanVisibleWait(&changed, &mu);
+    while (stage != 2) CondVarWait(&changed, &mu);
     EXPECT_EQ(stage, 2);
   }
   other.join();
 }
 
 }  // namespace
-}  // namespace ferry::controlplane
+}  // namespace ferry

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "controlplane/state_file_format.h"
-#include "controlplane/tsan_visible_lock.h"
+#include "common/mutex_lock.h"
 #include "glog/logging.h"
 
 namespace ferry::controlplane {
@@ -300,7 +300,7 @@ EmbeddedStateStore::~EmbeddedStateStore() {
 
 absl::Status EmbeddedStateStore::Snapshot() {
   return WithWritesPaused([this](const StateTable& table) {
-    TsanVisibleMutexLock lock(&journal_mu_);
+    MutexLock lock(&journal_mu_);
     absl::Status writable = WritableLocked();
     if (!writable.ok()) return writable;
     return SnapshotLocked(table);
@@ -315,7 +315,7 @@ absl::Status EmbeddedStateStore::WritableLocked() const {
 }
 
 absl::Status EmbeddedStateStore::Persist(int64_t revision, const std::vector<Mutation>& changes) {
-  TsanVisibleMutexLock lock(&journal_mu_);
+  MutexLock lock(&journal_mu_);
   absl::Status status = WritableLocked();
   if (!status.ok()) return status;
   absl::StatusOr<std::string> record = EncodeJournalRecord(revision, changes);
@@ -345,7 +345,7 @@ absl::Status EmbeddedStateStore::Persist(int64_t revision, const std::vector<Mut
 }
 
 void EmbeddedStateStore::Committed(const StateTable& table) {
-  TsanVisibleMutexLock lock(&journal_mu_);
+  MutexLock lock(&journal_mu_);
   if (journal_records_ < next_snapshot_at_) return;
   absl::Status status = SnapshotLocked(table);
   if (!status.ok()) {

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "controlplane/tsan_visible_lock.h"
+#include "common/mutex_lock.h"
 
 namespace ferry::controlplane {
 
@@ -14,12 +14,12 @@ void LocalStateStore::Committed(const StateTable&) {}
 absl::StatusOr<std::optional<std::string>> LocalStateStore::Get(absl::string_view key) {
   absl::Status valid = ValidateKey(key);
   if (!valid.ok()) return valid;
-  TsanVisibleReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return table_.Get(key);
 }
 
 absl::StatusOr<std::vector<KeyValue>> LocalStateStore::List(absl::string_view prefix) {
-  TsanVisibleReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return table_.List(prefix);
 }
 
@@ -66,25 +66,25 @@ WatchId LocalStateStore::Watch(absl::string_view prefix, WatchCallback callback)
 void LocalStateStore::Unwatch(WatchId id) { hub_.Unwatch(id); }
 
 int64_t LocalStateStore::revision() const {
-  TsanVisibleReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return table_.revision();
 }
 
 absl::Status LocalStateStore::WithWritesPaused(
     absl::FunctionRef<absl::Status(const StateTable&)> fn) {
-  TsanVisibleMutexLock write_lock(&write_mu_);
-  TsanVisibleReaderMutexLock lock(&mu_);
+  MutexLock write_lock(&write_mu_);
+  ReaderMutexLock lock(&mu_);
   return fn(table_);
 }
 
 absl::StatusOr<bool> LocalStateStore::Write(WritePlan plan) {
   std::vector<WatchEvent> events;
   {
-    TsanVisibleMutexLock write_lock(&write_mu_);
+    MutexLock write_lock(&write_mu_);
     std::optional<std::vector<Mutation>> changes;
     int64_t revision = 0;
     {
-      TsanVisibleReaderMutexLock lock(&mu_);
+      ReaderMutexLock lock(&mu_);
       changes = plan(table_);
       revision = table_.revision() + 1;
     }
@@ -93,10 +93,10 @@ absl::StatusOr<bool> LocalStateStore::Write(WritePlan plan) {
     absl::Status persisted = Persist(revision, *changes);
     if (!persisted.ok()) return persisted;
     {
-      TsanVisibleMutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       events = table_.Commit(*std::move(changes));
     }
-    TsanVisibleReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     Committed(table_);
   }
   hub_.Publish(std::move(events));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "common/mutex_lock.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
 
@@ -25,7 +26,7 @@ class StreamLink : public ConnectorLink {
   void Send(v1::ConnectorCommand command) override;
   void Close(const absl::Status& status) override;
   void Detach() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     reactor_ = nullptr;
   }
 
@@ -51,7 +52,7 @@ class ConnectorSessionReactor
   }
 
   void Enqueue(v1::ConnectorCommand command) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_) return;
     if (queue_.size() >= kMaxQueuedCommands) {
       FinishLocked(absl::ResourceExhaustedError("connector is not reading its commands"));
@@ -63,7 +64,7 @@ class ConnectorSessionReactor
   }
 
   void FinishOnce(const absl::Status& status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     FinishLocked(status);
   }
 
@@ -82,7 +83,7 @@ class ConnectorSessionReactor
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
       FinishLocked(absl::UnavailableError("write to connector failed"));
@@ -190,12 +191,12 @@ class ConnectorSessionReactor
 };
 
 void StreamLink::Send(v1::ConnectorCommand command) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (reactor_ != nullptr) reactor_->Enqueue(std::move(command));
 }
 
 void StreamLink::Close(const absl::Status& status) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (reactor_ != nullptr) reactor_->FinishOnce(status);
 }
 

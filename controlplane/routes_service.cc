@@ -6,6 +6,7 @@
 #include "common/grpc_status.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/mutex_lock.h"
 
 namespace ferry {
 namespace {
@@ -19,7 +20,7 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
     absl::StatusOr<Peer> peer =
         auth->Authorize(*context, "Routes.WatchRoutes", {"relay", "connector"});
     if (!peer.ok()) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       finished_ = true;
       Finish(ToGrpcStatus(peer.status()));
       return;
@@ -38,7 +39,7 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       FinishLocked(grpc::Status::OK);
       return;
     }
@@ -60,7 +61,7 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
       FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
@@ -77,7 +78,7 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
 
  private:
   void OnChange() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_) return;
     if (writing_) {
       pending_ = true;
@@ -125,19 +126,19 @@ grpc::ServerBidiReactor<v1::RouteAck, v1::RouteSnapshot>* RoutesService::WatchRo
 }
 
 void RoutesService::AddWatcher(const void* stream, const v1::Peer& peer) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   watchers_[stream] = peer;
   if (peer.identity().role() == v1::ROLE_RELAY) metrics_->ConnectedPeers("relay").Increment();
 }
 
 void RoutesService::UpdateWatcherAck(const void* stream, uint64_t version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = watchers_.find(stream);
   if (it != watchers_.end()) it->second.set_acked_route_version(version);
 }
 
 void RoutesService::RemoveWatcher(const void* stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = watchers_.find(stream);
   if (it == watchers_.end()) return;
   if (it->second.identity().role() == v1::ROLE_RELAY) metrics_->ConnectedPeers("relay").Decrement();
@@ -145,7 +146,7 @@ void RoutesService::RemoveWatcher(const void* stream) {
 }
 
 std::vector<v1::Peer> RoutesService::ListRelays() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<v1::Peer> relays;
   for (const auto& [stream, peer] : watchers_) {
     if (peer.identity().role() == v1::ROLE_RELAY) relays.push_back(peer);

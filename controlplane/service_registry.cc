@@ -9,6 +9,7 @@
 #include "common/service_spec_validation.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/mutex_lock.h"
 
 namespace ferry {
 namespace {
@@ -106,7 +107,7 @@ void ServiceRegistry::ExportVipUsageLocked() {
 }
 
 absl::Status ServiceRegistry::Load() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::StatusOr<uint64_t> version = ReadCounter(store_, kRouteVersionKey);
   if (!version.ok()) return version.status();
   version_ = *version;
@@ -247,7 +248,7 @@ void ServiceRegistry::UpdateGaugesLocked() {
 }
 
 void ServiceRegistry::Notify() {
-  absl::MutexLock lock(&subscribers_mu_);
+  MutexLock lock(&subscribers_mu_);
   for (auto& [id, callback] : subscribers_) callback();
 }
 
@@ -342,7 +343,7 @@ absl::StatusOr<uint64_t> ServiceRegistry::AttachConnector(const SpiffeId& id,
   absl::Status refused;
   bool changed = true;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const uint64_t version = version_;
     refused = ApplyHelloLocked(id, hello);
     if (!refused.ok()) {
@@ -376,7 +377,7 @@ absl::Status ServiceRegistry::UpdateConnector(const SpiffeId& id, uint64_t seria
   absl::Status refused;
   bool changed = true;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = connectors_.find(Key{id.tenant, id.name});
     if (it == connectors_.end() || it->second.serial != serial) {
       return absl::FailedPreconditionError("this connector session was replaced");
@@ -395,7 +396,7 @@ absl::Status ServiceRegistry::UpdateConnector(const SpiffeId& id, uint64_t seria
 }
 
 v1::Welcome ServiceRegistry::WelcomeFor(const SpiffeId& id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   v1::Welcome welcome;
   const int64_t nanos = absl::ToInt64Nanoseconds(options_.keepalive_interval);
   *welcome.mutable_keepalive_interval() =
@@ -409,7 +410,7 @@ v1::Welcome ServiceRegistry::WelcomeFor(const SpiffeId& id) {
 }
 
 void ServiceRegistry::Keepalive(const SpiffeId& id, uint64_t serial) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connectors_.find(Key{id.tenant, id.name});
   if (it != connectors_.end() && it->second.serial == serial) it->second.last_seen = options_.now();
 }
@@ -417,7 +418,7 @@ void ServiceRegistry::Keepalive(const SpiffeId& id, uint64_t serial) {
 absl::Status ServiceRegistry::ReportHealth(const SpiffeId& id, uint64_t serial,
                                            const v1::HealthReport& report) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto conn = connectors_.find(Key{id.tenant, id.name});
     if (conn == connectors_.end() || conn->second.serial != serial) {
       return absl::FailedPreconditionError("this connector session was replaced");
@@ -447,7 +448,7 @@ absl::Status ServiceRegistry::ReportHealth(const SpiffeId& id, uint64_t serial,
 }
 
 void ServiceRegistry::DetachConnector(const SpiffeId& id, uint64_t serial) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connectors_.find(Key{id.tenant, id.name});
   if (it == connectors_.end() || it->second.serial != serial) return;
   it->second.link.reset();
@@ -461,7 +462,7 @@ void ServiceRegistry::Tick() {
   std::vector<std::shared_ptr<ConnectorLink>> to_close;
   bool changed = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const absl::Time now = options_.now();
     for (auto it = connectors_.begin(); it != connectors_.end();) {
       ConnectorEntry& c = it->second;
@@ -537,7 +538,7 @@ absl::StatusOr<v1::Service> ServiceRegistry::RegisterApiService(const v1::Servic
   std::shared_ptr<ConnectorLink> link;
   v1::ConnectorCommand command;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const Key key{spec.tenant(), spec.name()};
     auto existing = services_.find(key);
     if (existing != services_.end()) {
@@ -585,7 +586,7 @@ absl::Status ServiceRegistry::DeregisterApiService(const std::string& tenant,
   std::shared_ptr<ConnectorLink> link;
   v1::ConnectorCommand command;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = services_.find(Key{tenant, name});
     if (it == services_.end()) {
       return absl::NotFoundError(
@@ -618,7 +619,7 @@ absl::Status ServiceRegistry::DeregisterApiService(const std::string& tenant,
 }
 
 std::vector<v1::Service> ServiceRegistry::ListServices(const std::string& tenant) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<v1::Service> out;
   for (const auto& [key, entry] : services_) {
     if (tenant.empty() || key.first == tenant) out.push_back(ToServiceLocked(entry));
@@ -627,7 +628,7 @@ std::vector<v1::Service> ServiceRegistry::ListServices(const std::string& tenant
 }
 
 std::vector<v1::Peer> ServiceRegistry::ListConnectors() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<v1::Peer> out;
   for (const auto& [key, c] : connectors_) {
     if (c.link == nullptr) continue;
@@ -653,19 +654,19 @@ absl::StatusOr<std::vector<v1::Lease>> ServiceRegistry::ListLeases(const std::st
 
 std::optional<std::string> ServiceRegistry::ResolveVip(const std::string& tenant,
                                                        const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = services_.find(Key{tenant, name});
   if (it == services_.end() || it->second.vip.empty()) return std::nullopt;
   return it->second.vip;
 }
 
 uint64_t ServiceRegistry::route_version() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return version_;
 }
 
 v1::RouteSnapshot ServiceRegistry::BuildSnapshot(const SpiffeId& id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   v1::RouteSnapshot snapshot;
   snapshot.set_version(version_);
   for (const auto& [key, entry] : services_) {
@@ -688,19 +689,19 @@ v1::RouteSnapshot ServiceRegistry::BuildSnapshot(const SpiffeId& id) {
 }
 
 uint64_t ServiceRegistry::Subscribe(std::function<void()> callback) {
-  absl::MutexLock lock(&subscribers_mu_);
+  MutexLock lock(&subscribers_mu_);
   const uint64_t id = next_subscription_++;
   subscribers_.emplace(id, std::move(callback));
   return id;
 }
 
 void ServiceRegistry::Unsubscribe(uint64_t subscription) {
-  absl::MutexLock lock(&subscribers_mu_);
+  MutexLock lock(&subscribers_mu_);
   subscribers_.erase(subscription);
 }
 
 std::optional<absl::Time> ServiceRegistry::VersionTime(uint64_t version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto it = version_times_.rbegin(); it != version_times_.rend(); ++it) {
     if (it->first == version) return it->second;
     if (it->first < version) break;
@@ -709,7 +710,7 @@ std::optional<absl::Time> ServiceRegistry::VersionTime(uint64_t version) {
 }
 
 void ServiceRegistry::RecordAck(const SpiffeId& id, uint64_t version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connectors_.find(Key{id.tenant, id.name});
   if (id.role == "connector" && it != connectors_.end()) it->second.acked_route_version = version;
 }

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "controlplane/tsan_visible_lock.h"
+#include "common/mutex_lock.h"
 #include "glog/logging.h"
 
 namespace ferry::controlplane {
@@ -29,23 +29,23 @@ WatchHub::WatchHub(int64_t last_revision) : delivered_revision_(last_revision) {
 WatchId WatchHub::Watch(absl::string_view prefix, StateStore::WatchCallback callback) {
   CHECK(callback != nullptr) << "StateStore::Watch needs a callback";
   auto watcher = std::make_shared<const Watcher>(Watcher{std::string(prefix), std::move(callback)});
-  TsanVisibleMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const WatchId id = next_id_++;
   watchers_.emplace(id, std::move(watcher));
   return id;
 }
 
 void WatchHub::Unwatch(WatchId id) {
-  TsanVisibleMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   watchers_.erase(id);
   // From inside a callback the current call simply finishes; elsewhere wait out a delivery that
   // may have picked this watcher up before it was erased.
   const std::thread::id self = std::this_thread::get_id();
-  while (delivering_ && delivering_thread_ != self) TsanVisibleWait(&delivery_done_, &mu_);
+  while (delivering_ && delivering_thread_ != self) CondVarWait(&delivery_done_, &mu_);
 }
 
 bool WatchHub::IsRegistered(WatchId id) const {
-  TsanVisibleMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return watchers_.find(id) != watchers_.end();
 }
 
@@ -72,8 +72,8 @@ void WatchHub::DeliverInOrder(const std::vector<WatchEvent>& events) {
   const int64_t revision = events.front().revision;
   std::vector<std::pair<WatchId, std::shared_ptr<const Watcher>>> watchers;
   {
-    TsanVisibleMutexLock lock(&mu_);
-    while (delivered_revision_ != revision - 1) TsanVisibleWait(&delivery_done_, &mu_);
+    MutexLock lock(&mu_);
+    while (delivered_revision_ != revision - 1) CondVarWait(&delivery_done_, &mu_);
     delivering_ = true;
     delivering_thread_ = std::this_thread::get_id();
     watchers.assign(watchers_.begin(), watchers_.end());
@@ -87,7 +87,7 @@ void WatchHub::DeliverInOrder(const std::vector<WatchEvent>& events) {
       }
     }
   }
-  TsanVisibleMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   delivered_revision_ = revision;
   delivering_ = false;
   delivery_done_.SignalAll();

@@ -21,6 +21,7 @@
 #include "discovery/config_watcher.h"
 #include "ferry/v1/config.pb.h"
 #include "glog/logging.h"
+#include "common/mutex_lock.h"
 
 ABSL_FLAG(std::string, config, "", "Connector config file (YAML, ferry.v1.ConnectorConfig).");
 ABSL_FLAG(std::string, intermediate, "",
@@ -105,7 +106,7 @@ int Run() {
   // reload; a reload is serialized so two triggers never interleave.
   absl::Mutex reload_mu;
   auto reload = [&] {
-    absl::MutexLock lock(&reload_mu);
+    MutexLock lock(&reload_mu);
     absl::StatusOr<v1::ConnectorConfig> next = discovery::LoadConfigFile<v1::ConnectorConfig>(path);
     if (!next.ok()) {
       reloads.Add({{"result", "error"}}).Increment();

@@ -5,6 +5,7 @@
 #include "common/backoff.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/mutex_lock.h"
 
 namespace ferry {
 
@@ -20,9 +21,9 @@ void ConnectorSessionClient::Start() {
   thread_ = std::thread([this] { Run(); });
   // Keepalives go out on their own thread so a slow read never delays them.
   keepalive_thread_ = std::thread([this] {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), keepalive_interval_)) {
+    while (!AwaitWithTimeout(&mu_, absl::Condition(&stopping), keepalive_interval_)) {
       if (stream_ == nullptr) continue;
       v1::ConnectorMessage message;
       message.mutable_keepalive()->set_sent_unix_nanos(absl::GetCurrentTimeNanos());
@@ -33,7 +34,7 @@ void ConnectorSessionClient::Start() {
 
 void ConnectorSessionClient::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
     if (context_ != nullptr) context_->TryCancel();
@@ -43,7 +44,7 @@ void ConnectorSessionClient::Stop() {
 }
 
 std::string ConnectorSessionClient::last_error() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return last_error_;
 }
 
@@ -53,7 +54,7 @@ bool ConnectorSessionClient::WriteLocked(const v1::ConnectorMessage& message) {
 }
 
 void ConnectorSessionClient::SetServices(std::vector<v1::ServiceSpec> services) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   services_ = std::move(services);
   if (stream_ == nullptr) return;
   v1::ConnectorMessage hello;
@@ -63,7 +64,7 @@ void ConnectorSessionClient::SetServices(std::vector<v1::ServiceSpec> services) 
 }
 
 void ConnectorSessionClient::ReportHealth(const v1::HealthReport& report) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   v1::ConnectorMessage message;
   *message.mutable_health() = report;
   WriteLocked(message);
@@ -75,9 +76,9 @@ void ConnectorSessionClient::Run() {
     if (SessionOnce()) backoff.Reset();
     connected_ = false;
     const absl::Duration delay = backoff.Next();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), delay)) return;
+    if (AwaitWithTimeout(&mu_, absl::Condition(&stopping), delay)) return;
   }
 }
 
@@ -86,7 +87,7 @@ bool ConnectorSessionClient::SessionOnce() {
   std::unique_ptr<v1::Registry::Stub> stub = v1::Registry::NewStub(channel_);
   std::unique_ptr<grpc::ClientReaderWriter<v1::ConnectorMessage, v1::ConnectorCommand>> stream;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return false;
     context_ = &context;
     stream = stub->ConnectorSession(&context);
@@ -106,7 +107,7 @@ bool ConnectorSessionClient::SessionOnce() {
         const int64_t nanos = google::protobuf::util::TimeUtil::DurationToNanoseconds(
             command.welcome().keepalive_interval());
         {
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           last_error_.clear();
           if (nanos > 0) keepalive_interval_ = absl::Nanoseconds(nanos);
         }
@@ -124,11 +125,11 @@ bool ConnectorSessionClient::SessionOnce() {
   }
   grpc::Status status;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stream_ = nullptr;
   }
   status = stream->Finish();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   context_ = nullptr;
   if (stopping_) return welcomed;
   last_error_ = status.error_message();

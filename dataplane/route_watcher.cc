@@ -4,6 +4,7 @@
 
 #include "common/backoff.h"
 #include "glog/logging.h"
+#include "common/mutex_lock.h"
 
 namespace ferry {
 
@@ -18,7 +19,7 @@ void RouteWatcher::Start() {
 
 void RouteWatcher::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
     if (context_ != nullptr) context_->TryCancel();
@@ -34,16 +35,16 @@ void RouteWatcher::Run() {
     connected_ = false;
     if (applied_version_.load() != before) backoff.Reset();
     const absl::Duration delay = backoff.Next();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), delay)) return;
+    if (AwaitWithTimeout(&mu_, absl::Condition(&stopping), delay)) return;
   }
 }
 
 void RouteWatcher::WatchOnce() {
   grpc::ClientContext context;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return;
     context_ = &context;
   }
@@ -77,7 +78,7 @@ void RouteWatcher::WatchOnce() {
   stream->WritesDone();
   const grpc::Status status = stream->Finish();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     context_ = nullptr;
     if (stopping_) return;
   }

@@ -31,7 +31,7 @@ using ::testing::IsEmpty;
 using ::testing::Optional;
 
 // Collects the events a watch delivers.
-// (std::mutex, which ThreadSanitizer sees without help; see controlplane/tsan_visible_lock.h.)
+// (std::mutex, which ThreadSanitizer sees without help; see common/mutex_lock.h.)
 class EventLog {
  public:
   StateStore::WatchCallback Callback() {
