@@ -91,6 +91,12 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
     pending_ = false;
     if (finished_) return;
     snapshot_ = registry_->BuildSnapshot(peer_.id);
+    // Subscribers are notified after the registry's lock is released, so a
+    // notification can arrive after a write that already carried its version
+    // (the changes coalesced): sending that version again would break "versions
+    // only increase" for the client.
+    if (snapshot_.version() <= last_sent_version_) return;
+    last_sent_version_ = snapshot_.version();
     snapshot_.set_nonce(absl::StrCat(++sends_));
     writing_ = true;
     StartWrite(&snapshot_);
@@ -116,6 +122,7 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t sends_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_sent_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
