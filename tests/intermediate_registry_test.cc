@@ -62,7 +62,8 @@ class RegistryTestBase : public ::testing::Test {
 
   void TearDown() override {
     for (const auto& watcher : watchers_) {
-      EXPECT_TRUE(watcher->VersionsStrictlyIncrease()) << "a watcher saw a version go back";
+      EXPECT_TRUE(watcher->VersionsStrictlyIncrease())
+          << "a watcher saw a version repeat or go back: " << watcher->DescribeVersions();
     }
     watchers_.clear();
   }
@@ -473,7 +474,7 @@ TEST_F(IntermediateRegistryTest, BurstOfChangesConvergesWithStrictlyIncreasingVe
     ASSERT_NE(route, nullptr);
     EXPECT_THAT(Backends(*route), ::testing::UnorderedElementsAreArray(final_backends));
     EXPECT_TRUE(last->acked);
-    EXPECT_TRUE(relay->VersionsStrictlyIncrease());
+    EXPECT_TRUE(relay->VersionsStrictlyIncrease()) << relay->DescribeVersions();
     // Every snapshot carries a fresh nonce.
     std::set<std::string> nonces;
     for (const RouteWatcher::Received& r : relay->received()) {

@@ -148,7 +148,9 @@ class RoutePushLatencyTest : public ::testing::Test {
       if (!all_acked) absl::SleepFor(absl::Milliseconds(20));
     }
     EXPECT_TRUE(all_acked) << status.ShortDebugString();
-    for (auto& watcher : watchers) EXPECT_TRUE(watcher->VersionsStrictlyIncrease());
+    for (auto& watcher : watchers) {
+      EXPECT_TRUE(watcher->VersionsStrictlyIncrease()) << watcher->DescribeVersions();
+    }
 
     // Server-side view: the ACKs observed during this run.
     const auto server = harness::SubtractBuckets(ServerBuckets(), server_before);

@@ -128,11 +128,20 @@ std::vector<RouteWatcher::Received> RouteWatcher::received() {
 }
 
 bool RouteWatcher::VersionsStrictlyIncrease() {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 1; i < received_.size(); ++i) {
     if (received_[i].snapshot.version() <= received_[i - 1].snapshot.version()) return false;
   }
   return true;
+}
+
+std::string RouteWatcher::DescribeVersions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const Received& r : received_) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", r.snapshot.version());
+  }
+  return out;
 }
 
 uint64_t RouteWatcher::acked_version() {

@@ -69,6 +69,8 @@ class RouteWatcher {
   std::vector<Received> received();
   // True when every received version is above the one before it.
   bool VersionsStrictlyIncrease();
+  // The received versions in order, e.g. "1 2 4 4 5", for failure messages.
+  std::string DescribeVersions();
   // The version of the last ACKed snapshot (0 before the first).
   uint64_t acked_version();
 
