@@ -40,17 +40,10 @@ const char* const kReasons[] = {
 
 class IntermediateAuthTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<DevPki> pki = DevPki::Create();
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new DevPki(*std::move(pki));
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    pki_ = nullptr;
-  }
-
   void SetUp() override {
+    absl::StatusOr<DevPki*> pki = harness::SharedDevPki();
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = *pki;
     harness::IntermediateOptions options;
     options.operator_tenant = kOperatorTenant;
     absl::StatusOr<std::unique_ptr<IntermediateProcess>> started =
@@ -128,11 +121,9 @@ class IntermediateAuthTest : public ::testing::Test {
     return spec;
   }
 
-  static DevPki* pki_;
+  DevPki* pki_ = nullptr;
   std::unique_ptr<IntermediateProcess> intermediate_;
 };
-
-DevPki* IntermediateAuthTest::pki_ = nullptr;
 
 // --- Refused at the TLS handshake: the call fails, no RPC ever runs, and the
 // server counts the refusal by reason. -------------------------------------------

@@ -50,14 +50,10 @@ absl::Duration ToDuration(const google::protobuf::Duration& d) {
 
 class RegistryTestBase : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<DevPki> pki = DevPki::Create();
+  void SetUp() override {
+    absl::StatusOr<DevPki*> pki = harness::SharedDevPki();
     ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new DevPki(*std::move(pki));
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    pki_ = nullptr;
+    pki_ = *pki;
   }
 
   void TearDown() override {
@@ -147,16 +143,16 @@ class RegistryTestBase : public ::testing::Test {
     return response;
   }
 
-  static DevPki* pki_;
+  DevPki* pki_ = nullptr;
   std::unique_ptr<IntermediateProcess> intermediate_;
   std::vector<std::unique_ptr<RouteWatcher>> watchers_;
 };
 
-DevPki* RegistryTestBase::pki_ = nullptr;
-
 class IntermediateRegistryTest : public RegistryTestBase {
  protected:
   void SetUp() override {
+    RegistryTestBase::SetUp();
+    if (HasFatalFailure()) return;
     absl::StatusOr<std::unique_ptr<IntermediateProcess>> started =
         IntermediateProcess::Start(*pki_, Options());
     ASSERT_TRUE(started.ok()) << started.status();

@@ -50,9 +50,9 @@ std::string Ms(double seconds) { return absl::StrFormat("%.2f ms", seconds * 1e3
 class RoutePushLatencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<harness::DevPki> pki = harness::DevPki::Create();
+    absl::StatusOr<harness::DevPki*> pki = harness::SharedDevPki();
     ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = std::make_unique<harness::DevPki>(*std::move(pki));
+    pki_ = *pki;
     absl::StatusOr<std::unique_ptr<harness::IntermediateProcess>> started =
         harness::IntermediateProcess::Start(*pki_);
     ASSERT_TRUE(started.ok()) << started.status();
@@ -187,7 +187,7 @@ class RoutePushLatencyTest : public ::testing::Test {
     watchers.clear();
   }
 
-  std::unique_ptr<harness::DevPki> pki_;
+  harness::DevPki* pki_ = nullptr;
   std::unique_ptr<harness::IntermediateProcess> intermediate_;
   std::unique_ptr<v1::Admin::Stub> admin_;
 };

@@ -131,4 +131,13 @@ absl::StatusOr<TlsFiles> DevPki::IssueForTrustDomain(const std::string& trust_do
   return IssueInto(*dir, ca_cert(), options);
 }
 
+absl::StatusOr<DevPki*> SharedDevPki() {
+  static const absl::StatusOr<DevPki*>* const shared = [] {
+    absl::StatusOr<DevPki> pki = DevPki::Create();
+    if (!pki.ok()) return new absl::StatusOr<DevPki*>(pki.status());
+    return new absl::StatusOr<DevPki*>(new DevPki(*std::move(pki)));
+  }();
+  return *shared;
+}
+
 }  // namespace ferry::harness

@@ -65,4 +65,10 @@ class DevPki {
   std::string trust_domain_;
 };
 
+// One DevPki (trust domain ferry.local) for the whole test process, made on
+// first use, so a test suite does not mint a CA per test. Thread-safe. Returns
+// Create's error, every time, if that failed. Never freed (a process-lifetime
+// fixture).
+absl::StatusOr<DevPki*> SharedDevPki();
+
 }  // namespace ferry::harness

@@ -69,45 +69,19 @@ void RouteWatcher::ReadLoop() {
     received.acked = sent && error.empty();
     received.snapshot = std::move(snapshot);
     snapshot.Clear();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (received.acked) acked_version_ = received.snapshot.version();
-    received_.push_back(std::move(received));
-    changed_.notify_all();
+    if (received.acked) {
+      std::lock_guard<std::mutex> lock(mu_);
+      acked_version_ = received.snapshot.version();
+    }
+    record_.Add(std::move(received));
   }
-  const grpc::Status status = stream_->Finish();
-  std::lock_guard<std::mutex> lock(mu_);
-  final_status_ = status;
-  finished_ = true;
-  changed_.notify_all();
+  record_.Finish(stream_->Finish());
 }
 
 absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitFor(
     const std::function<bool(const v1::RouteSnapshot&)>& match, absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  size_t found = SIZE_MAX;
-  auto ready = [&] {
-    for (size_t i = cursor_; i < received_.size(); ++i) {
-      if (match(received_[i].snapshot)) {
-        found = i;
-        return true;
-      }
-    }
-    return finished_;
-  };
-  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        node_, ": no matching route snapshot within ", absl::FormatDuration(timeout), " (",
-        received_.size(), " received, last: ",
-        received_.empty() ? "none" : received_.back().snapshot.ShortDebugString(), ")"));
-  }
-  if (found != SIZE_MAX) {
-    cursor_ = found + 1;
-    return received_[found];
-  }
-  cursor_ = received_.size();
-  return absl::UnavailableError(
-      absl::StrCat(node_, ": the stream ended (", final_status_.error_code(), ": ",
-                   final_status_.error_message(), ") without a matching snapshot"));
+  return record_.WaitFor([&match](const Received& r) { return match(r.snapshot); }, timeout, node_,
+                         [](const Received& r) { return r.snapshot.ShortDebugString(); });
 }
 
 absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitForService(const std::string& name,
@@ -122,23 +96,19 @@ absl::StatusOr<RouteWatcher::Received> RouteWatcher::WaitForNoService(const std:
                  timeout);
 }
 
-std::vector<RouteWatcher::Received> RouteWatcher::received() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return received_;
-}
+std::vector<RouteWatcher::Received> RouteWatcher::received() { return record_.items(); }
 
 bool RouteWatcher::VersionsStrictlyIncrease() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 1; i < received_.size(); ++i) {
-    if (received_[i].snapshot.version() <= received_[i - 1].snapshot.version()) return false;
+  const std::vector<Received> received = record_.items();
+  for (size_t i = 1; i < received.size(); ++i) {
+    if (received[i].snapshot.version() <= received[i - 1].snapshot.version()) return false;
   }
   return true;
 }
 
 std::string RouteWatcher::DescribeVersions() {
-  std::lock_guard<std::mutex> lock(mu_);
   std::string out;
-  for (const Received& r : received_) {
+  for (const Received& r : record_.items()) {
     absl::StrAppend(&out, out.empty() ? "" : " ", r.snapshot.version());
   }
   return out;
@@ -150,12 +120,7 @@ uint64_t RouteWatcher::acked_version() {
 }
 
 absl::StatusOr<grpc::Status> RouteWatcher::WaitFinished(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return finished_; })) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(node_, ": the stream is still open after ", absl::FormatDuration(timeout)));
-  }
-  return final_status_;
+  return record_.WaitFinished(timeout, node_);
 }
 
 void RouteWatcher::Cancel() { context_.TryCancel(); }

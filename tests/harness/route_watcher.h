@@ -6,7 +6,6 @@
 // route contents, on version order, and measure change-to-ACK latency.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,6 +19,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/sync_stream.h"
+#include "tests/harness/stream_record.h"
 
 namespace ferry::harness {
 
@@ -89,16 +89,13 @@ class RouteWatcher {
   std::unique_ptr<grpc::ClientReaderWriter<v1::RouteAck, v1::RouteSnapshot>> stream_;
   std::thread reader_;
 
-  // std::mutex, not absl::Mutex: see test_connector.h.
+  StreamRecord<Received> record_;
+
+  // std::mutex, not absl::Mutex: see stream_record.h.
   std::mutex mu_;
-  std::condition_variable changed_;  // received_ or finished_ changed
   // Guarded by mu_:
   Verdict verdict_;
-  std::vector<Received> received_;
-  size_t cursor_ = 0;
   uint64_t acked_version_ = 0;
-  bool finished_ = false;
-  grpc::Status final_status_;
 };
 
 }  // namespace ferry::harness

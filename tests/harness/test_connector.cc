@@ -30,10 +30,10 @@ TestConnector::TestConnector(std::shared_ptr<grpc::Channel> channel, absl::Durat
 
 TestConnector::~TestConnector() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(keepalive_mu_);
     stop_keepalives_ = true;
   }
-  changed_.notify_all();
+  stop_keepalives_cv_.notify_all();
   context_.TryCancel();
   if (reader_.joinable()) reader_.join();
   if (keepalive_.joinable()) keepalive_.join();
@@ -53,20 +53,13 @@ absl::Status TestConnector::Open(const v1::Hello& hello, bool wait_for_ready) {
 
 void TestConnector::ReadLoop() {
   v1::ConnectorCommand command;
-  while (stream_->Read(&command)) {
-    std::lock_guard<std::mutex> lock(mu_);
-    commands_.push_back(command);
-    changed_.notify_all();
-  }
+  while (stream_->Read(&command)) record_.Add(command);
   grpc::Status status;
   {
     std::lock_guard<std::mutex> write_lock(write_mu_);
     status = stream_->Finish();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  final_status_ = status;
-  finished_ = true;
-  changed_.notify_all();
+  record_.Finish(status);
 }
 
 bool TestConnector::Send(const v1::ConnectorMessage& message) {
@@ -102,42 +95,21 @@ void TestConnector::StartKeepalives(absl::Duration interval) {
   keepalive_ = std::thread([this, interval] {
     while (true) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (changed_.wait_for(lock, absl::ToChronoNanoseconds(interval),
-                              [this] { return stop_keepalives_ || finished_; })) {
+        std::unique_lock<std::mutex> lock(keepalive_mu_);
+        if (stop_keepalives_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
+                                         [this] { return stop_keepalives_; })) {
           return;
         }
       }
-      if (!SendKeepalive()) return;
+      if (!SendKeepalive()) return;  // The stream ended.
     }
   });
 }
 
 absl::StatusOr<v1::ConnectorCommand> TestConnector::WaitForCommand(
     const std::function<bool(const v1::ConnectorCommand&)>& match, absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  size_t found = SIZE_MAX;
-  auto ready = [&] {
-    for (size_t i = cursor_; i < commands_.size(); ++i) {
-      if (match(commands_[i])) {
-        found = i;
-        return true;
-      }
-    }
-    return finished_;
-  };
-  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("no matching connector command within ", absl::FormatDuration(timeout)));
-  }
-  if (found != SIZE_MAX) {
-    cursor_ = found + 1;
-    return commands_[found];
-  }
-  cursor_ = commands_.size();
-  return absl::UnavailableError(absl::StrCat("the stream ended (", final_status_.error_code(), ": ",
-                                             final_status_.error_message(),
-                                             ") without a matching command"));
+  return record_.WaitFor(match, timeout, "connector stream",
+                         [](const v1::ConnectorCommand& c) { return c.ShortDebugString(); });
 }
 
 absl::StatusOr<v1::Welcome> TestConnector::WaitForWelcome(absl::Duration timeout) {
@@ -154,18 +126,10 @@ absl::StatusOr<v1::ApiServices> TestConnector::WaitForApiServices(absl::Duration
   return command->api_services();
 }
 
-std::vector<v1::ConnectorCommand> TestConnector::commands() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return commands_;
-}
+std::vector<v1::ConnectorCommand> TestConnector::commands() { return record_.items(); }
 
 absl::StatusOr<grpc::Status> TestConnector::WaitFinished(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return finished_; })) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the stream is still open after ", absl::FormatDuration(timeout)));
-  }
-  return final_status_;
+  return record_.WaitFinished(timeout, "connector stream");
 }
 
 absl::StatusOr<grpc::Status> TestConnector::CloseAndWait(absl::Duration timeout) {
@@ -183,10 +147,7 @@ void TestConnector::Cancel() {
   context_.TryCancel();
 }
 
-bool TestConnector::finished() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return finished_;
-}
+bool TestConnector::finished() { return record_.finished(); }
 
 ReconnectingConnector::ReconnectingConnector(std::shared_ptr<grpc::Channel> channel,
                                              v1::Hello hello, absl::Duration initial_backoff,

@@ -23,6 +23,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/sync_stream.h"
+#include "tests/harness/stream_record.h"
 
 namespace ferry::harness {
 
@@ -31,11 +32,7 @@ namespace ferry::harness {
 v1::ServiceSpec MakeServiceSpec(const std::string& name, const std::vector<std::string>& backends);
 
 // One ConnectorSession stream. Thread-safe: the test thread sends and waits
-// while an internal thread reads.
-//
-// The harness synchronizes with std::mutex rather than absl::Mutex: Debian's
-// Abseil is not built for ThreadSanitizer, which then cannot see absl::Mutex
-// and would report every guarded access under --config=tsan.
+// while an internal thread reads. (Locks are std::mutex: see stream_record.h.)
 class TestConnector {
  public:
   // `channel` carries the connector's identity (see channels.h). The stream
@@ -96,19 +93,15 @@ class TestConnector {
   std::unique_ptr<grpc::ClientReaderWriter<v1::ConnectorMessage, v1::ConnectorCommand>> stream_;
   std::thread reader_;
   std::thread keepalive_;
+  StreamRecord<v1::ConnectorCommand> record_;
 
-  // Serializes writes with each other and with Finish; taken before mu_.
+  // Serializes writes with each other and with Finish.
   std::mutex write_mu_;
   bool writes_done_ = false;  // guarded by write_mu_
 
-  std::mutex mu_;
-  std::condition_variable changed_;  // commands_, finished_ or stop_keepalives_ changed
-  // Guarded by mu_:
-  std::vector<v1::ConnectorCommand> commands_;
-  size_t cursor_ = 0;
-  bool finished_ = false;
-  bool stop_keepalives_ = false;
-  grpc::Status final_status_;
+  std::mutex keepalive_mu_;
+  std::condition_variable stop_keepalives_cv_;
+  bool stop_keepalives_ = false;  // guarded by keepalive_mu_
 };
 
 // A connector that keeps a session open across Intermediate restarts.
