@@ -125,7 +125,7 @@ fixture_start_intermediate() {
   local ready="$FIXTURE_DIR/intermediate.ready"
   rm -f "$ready"
   "$FERRY_INTERMEDIATE" \
-    --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 --ready_file="$ready" \
+    --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 --dns_listen=127.0.0.1:0 --ready_file="$ready" \
     --ca_cert="$FIXTURE_PKI/ca.crt" --cert="$FIXTURE_INTERMEDIATE_CERT.crt" \
     --key="$FIXTURE_INTERMEDIATE_CERT.key" --state_dir="$FIXTURE_DIR/state" \
     >"$FIXTURE_DIR/intermediate.log" 2>&1 &
