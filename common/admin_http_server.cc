@@ -1,7 +1,5 @@
 #include "common/admin_http_server.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,18 +9,18 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <exception>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
+#include "common/listen_address.h"
 #include "common/metrics.h"
 #include "glog/logging.h"
 
@@ -38,7 +36,6 @@ constexpr uint64_t kListenId = 0;
 constexpr uint64_t kWakeId = 1;
 constexpr uint64_t kFirstConnectionId = 2;
 
-constexpr int kListenBacklog = 128;
 constexpr size_t kReadChunk = 4096;
 // After the response, what the client still sends (a request body, the rest of
 // oversize headers) is read and dropped so that closing does not send a RST,
@@ -555,124 +552,6 @@ class ServerLoop {
   Clock::time_point accept_resume_at_;
 };
 
-// "host:port" or "[ipv6]:port" into host and port.
-absl::Status SplitHostPort(absl::string_view address, std::string* host, std::string* port) {
-  const auto bad = [address](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad admin listen address \"", address, "\": ", why,
-        " (use host:port or [ipv6]:port, e.g. 127.0.0.1:9090 or [::1]:9090; port 0 picks a "
-        "free port)"));
-  };
-  absl::string_view host_part;
-  absl::string_view port_part;
-  if (absl::StartsWith(address, "[")) {
-    const size_t close = address.find(']');
-    if (close == absl::string_view::npos) return bad("missing ']'");
-    host_part = address.substr(1, close - 1);
-    if (close + 1 >= address.size() || address[close + 1] != ':') {
-      return bad("missing :port after ']'");
-    }
-    port_part = address.substr(close + 2);
-  } else {
-    const size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) return bad("missing :port");
-    host_part = address.substr(0, colon);
-    if (host_part.find(':') != absl::string_view::npos) {
-      return bad("an IPv6 address must be in brackets");
-    }
-    port_part = address.substr(colon + 1);
-  }
-  if (host_part.empty()) return bad("missing host (use 0.0.0.0 or [::] for all interfaces)");
-  uint32_t port_number = 0;
-  if (port_part.empty() ||
-      !std::all_of(port_part.begin(), port_part.end(),
-                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
-      port_part.size() > 5 || !absl::SimpleAtoi(port_part, &port_number) || port_number > 65535) {
-    return bad("the port must be a number from 0 to 65535");
-  }
-  *host = std::string(host_part);
-  *port = std::string(port_part);
-  return absl::OkStatus();
-}
-
-// A bound, listening, non-blocking socket for `address`, or why not.
-absl::Status Listen(const std::string& address, int* fd_out) {
-  std::string host;
-  std::string port;
-  absl::Status split = SplitHostPort(address, &host, &port);
-  if (!split.ok()) return split;
-
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* results = nullptr;
-  const int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &results);
-  if (gai != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("bad admin listen address \"", address,
-                                                   "\": cannot resolve \"", host,
-                                                   "\": ", gai_strerror(gai)));
-  }
-  absl::Status last_error = absl::InvalidArgumentError(
-      absl::StrCat("bad admin listen address \"", address, "\": no usable address"));
-  for (addrinfo* ai = results; ai != nullptr; ai = ai->ai_next) {
-    const int fd =
-        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      last_error = absl::ErrnoToStatus(
-          errno, absl::StrCat("cannot create a socket for admin address \"", address, "\""));
-      continue;
-    }
-    const int one = 1;
-    // Lets a restarted process bind while old connections sit in TIME_WAIT; a
-    // live listener on the port still makes bind fail.
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      const int error = errno;
-      const std::string what = absl::StrCat("cannot bind the admin HTTP server to \"", address,
-                                            "\": ", std::strerror(error));
-      if (error == EADDRINUSE) {
-        // Someone already listens there: ALREADY_EXISTS rather than absl's
-        // errno mapping (FAILED_PRECONDITION), which Start also uses for
-        // "started twice".
-        last_error = absl::AlreadyExistsError(
-            absl::StrCat(what, " (another process listens there; pick another port or stop it)"));
-      } else if (error == EACCES) {
-        last_error = absl::PermissionDeniedError(
-            absl::StrCat(what, " (ports below 1024 need CAP_NET_BIND_SERVICE)"));
-      } else if (error == EADDRNOTAVAIL) {
-        last_error =
-            absl::InvalidArgumentError(absl::StrCat(what, " (not an address of this host)"));
-      } else {
-        last_error = absl::ErrnoToStatus(error, what);
-      }
-      close(fd);
-      continue;
-    }
-    if (listen(fd, kListenBacklog) != 0) {
-      last_error = absl::ErrnoToStatus(
-          errno, absl::StrCat("cannot listen on admin address \"", address, "\""));
-      close(fd);
-      continue;
-    }
-    freeaddrinfo(results);
-    *fd_out = fd;
-    return absl::OkStatus();
-  }
-  freeaddrinfo(results);
-  return last_error;
-}
-
-int BoundPort(int fd) {
-  sockaddr_storage storage{};
-  socklen_t length = sizeof(storage);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return 0;
-  if (storage.ss_family == AF_INET) {
-    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
-}
-
 }  // namespace
 
 AdminHttpServer::AdminHttpServer() : AdminHttpServer(Options()) {}
@@ -720,9 +599,12 @@ absl::Status AdminHttpServer::Start(const std::string& listen_address) {
     return absl::FailedPreconditionError(
         "AdminHttpServer::Start called twice or after Stop; create a new server instead");
   }
-  int listen_fd = -1;
-  absl::Status listened = Listen(listen_address, &listen_fd);
-  if (!listened.ok()) return listened;
+  absl::StatusOr<ListenAddress> address =
+      ParseListenAddress(listen_address, HostForm::kNumericOrName, "admin HTTP server");
+  if (!address.ok()) return address.status();
+  absl::StatusOr<int> listened = BindListenSocket(*address, SocketType::kTcp);
+  if (!listened.ok()) return listened.status();
+  const int listen_fd = *listened;
 
   const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   const int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -745,7 +627,7 @@ absl::Status AdminHttpServer::Start(const std::string& listen_address) {
   listen_fd_ = listen_fd;
   epoll_fd_ = epoll_fd;
   wake_fd_ = wake_fd;
-  port_.store(BoundPort(listen_fd), std::memory_order_release);
+  port_.store(LocalPort(listen_fd).value_or(0), std::memory_order_release);
   state_ = State::kRunning;
   thread_ = std::thread(
       [this, listen_fd, epoll_fd] { ServerLoop(options_, handlers_, listen_fd, epoll_fd).Run(); });

@@ -7,7 +7,6 @@
 #include <ldns/ldns.h>
 // clang-format on
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -26,8 +25,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/listen_address.h"
 #include "common/metrics.h"
 #include "common/naming.h"
 #include "glog/logging.h"
@@ -460,7 +459,6 @@ constexpr uint64_t kUdpId = 1;
 constexpr uint64_t kListenId = 2;
 constexpr uint64_t kFirstConnectionId = 3;
 
-constexpr int kListenBacklog = 128;
 // Datagrams served per wake-up before TCP gets a turn.
 constexpr int kUdpBatch = 64;
 constexpr size_t kTcpReadChunk = 16 * 1024;
@@ -474,86 +472,14 @@ constexpr Clock::duration kAcceptRetryDelay = std::chrono::milliseconds(100);
 // Tries to find a port free for both UDP and TCP when the caller asks for any port.
 constexpr int kPortAttempts = 16;
 
-struct ListenAddress {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  int family = AF_UNSPEC;
-};
-
-absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address) {
-  const auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad DNS listen address \"", address, "\": ", why));
-  };
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return bad("use ipv4:port or [ipv6]:port");
-  const absl::string_view host = absl::string_view(address).substr(0, colon);
-  const absl::string_view port_text = absl::string_view(address).substr(colon + 1);
-  uint32_t port = 0;
-  if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(),
-                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
-      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
-    return bad("the port must be a number from 0 to 65535");
-  }
-  ListenAddress out;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    const std::string text(host.substr(1, host.size() - 2));
-    if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) != 1) {
-      return bad("the host in brackets must be a numeric IPv6 address");
-    }
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    out.length = sizeof(sockaddr_in6);
-    out.family = AF_INET6;
-    return out;
-  }
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
-  const std::string text(host);
-  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) != 1) {
-    return bad("the host must be a numeric IPv4 address (0.0.0.0 for all) or [ipv6]");
-  }
-  v4->sin_family = AF_INET;
-  v4->sin_port = htons(static_cast<uint16_t>(port));
-  out.length = sizeof(sockaddr_in);
-  out.family = AF_INET;
-  return out;
-}
-
-int PortOf(const sockaddr_storage& storage) {
-  if (storage.ss_family == AF_INET) {
-    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
-}
-
-void SetPort(sockaddr_storage* storage, int port) {
-  if (storage->ss_family == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(storage)->sin_port = htons(static_cast<uint16_t>(port));
-  } else {
-    reinterpret_cast<sockaddr_in6*>(storage)->sin6_port = htons(static_cast<uint16_t>(port));
-  }
-}
-
-// A bound non-blocking socket of `type` (SOCK_DGRAM or SOCK_STREAM, listening) on `address`.
-absl::StatusOr<int> BindSocket(int type, const ListenAddress& address,
-                               const std::string& address_text) {
-  const char* const what = type == SOCK_DGRAM ? "UDP" : "TCP";
-  const int fd = socket(address.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create the DNS server's ", what,
-                                                   " socket for \"", address_text, "\""));
-  }
+// Socket options the DNS server needs before bind.
+void SetUpSocket(SocketType type, int fd, int family) {
   const int one = 1;
-  if (address.family == AF_INET6) {
+  if (family == AF_INET6) {
     // "[::]:53" means IPv6; IPv4 clients use a 0.0.0.0 listener.
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   }
-  if (type == SOCK_STREAM) {
-    // Lets a restarted process bind while old connections sit in TIME_WAIT; a live listener on
-    // the port still makes bind fail.
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (type == SocketType::kTcp) {
     // Inherited by accepted connections. DNS messages are small: fixed buffers keep what the
     // connections can pin in the kernel to a few MB, where autotuning would let each grow
     // toward tcp_wmem/tcp_rmem's maxima (megabytes) for a client that pipelines and never
@@ -563,58 +489,35 @@ absl::StatusOr<int> BindSocket(int type, const ListenAddress& address,
   } else {
     // Replies leave from the address the query was sent to, even on a wildcard listener of a
     // host with several addresses (clients drop answers from another source).
-    if (address.family == AF_INET) {
+    if (family == AF_INET) {
       setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
     } else {
       setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
     }
   }
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) != 0) {
-    const int error = errno;
-    close(fd);
-    const std::string message = absl::StrCat("cannot bind the DNS server (", what, ") to \"",
-                                             address_text, "\": ", std::strerror(error));
-    switch (error) {
-      case EADDRINUSE:
-        return absl::AlreadyExistsError(
-            absl::StrCat(message, " (another socket uses the port; pick another or stop it)"));
-      case EACCES:
-        return absl::PermissionDeniedError(
-            absl::StrCat(message, " (ports below 1024 need CAP_NET_BIND_SERVICE)"));
-      case EADDRNOTAVAIL:
-        return absl::InvalidArgumentError(absl::StrCat(message, " (not an address of this host)"));
-      default:
-        return absl::ErrnoToStatus(error, message);
-    }
-  }
-  if (type == SOCK_STREAM && listen(fd, kListenBacklog) != 0) {
-    const int error = errno;
-    close(fd);
-    return absl::ErrnoToStatus(
-        error, absl::StrCat("cannot listen for DNS over TCP on \"", address_text, "\""));
-  }
-  return fd;
+}
+
+absl::StatusOr<int> Bind(const ListenAddress& address, SocketType type) {
+  return BindListenSocket(address, type,
+                          [type](int fd, int family) { SetUpSocket(type, fd, family); });
 }
 
 // Binds UDP and TCP to the same port of `address`; with port 0, a port free for both.
-absl::Status BindBoth(const ListenAddress& address, const std::string& address_text, int* udp_fd,
-                      int* tcp_fd) {
-  const bool any_port = PortOf(address.storage) == 0;
+absl::Status BindBoth(const ListenAddress& address, int* udp_fd, int* tcp_fd) {
+  const bool any_port = address.port() == 0;
   for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<int> udp = BindSocket(SOCK_DGRAM, address, address_text);
+    absl::StatusOr<int> udp = Bind(address, SocketType::kUdp);
     if (!udp.ok()) return udp.status();
     ListenAddress tcp_address = address;
     if (any_port) {
-      sockaddr_storage bound{};
-      socklen_t length = sizeof(bound);
-      if (getsockname(*udp, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
-        const int error = errno;
+      absl::StatusOr<int> udp_port = LocalPort(*udp);
+      if (!udp_port.ok()) {
         close(*udp);
-        return absl::ErrnoToStatus(error, "cannot read the DNS server's UDP port");
+        return udp_port.status();
       }
-      SetPort(&tcp_address.storage, PortOf(bound));
+      tcp_address = address.WithPort(*udp_port);
     }
-    absl::StatusOr<int> tcp = BindSocket(SOCK_STREAM, tcp_address, address_text);
+    absl::StatusOr<int> tcp = Bind(tcp_address, SocketType::kTcp);
     if (!tcp.ok()) {
       close(*udp);
       // The kernel picked a UDP port whose TCP twin is taken: try another.
@@ -1018,11 +921,12 @@ absl::Status DnsServer::Start(const std::string& listen_address) {
     return absl::FailedPreconditionError(
         "DnsServer::Start called twice or after Stop; create a new server instead");
   }
-  absl::StatusOr<ListenAddress> address = ParseListenAddress(listen_address);
+  absl::StatusOr<ListenAddress> address =
+      ParseListenAddress(listen_address, HostForm::kNumeric, "DNS server");
   if (!address.ok()) return address.status();
   int udp_fd = -1;
   int tcp_fd = -1;
-  absl::Status bound = BindBoth(*address, listen_address, &udp_fd, &tcp_fd);
+  absl::Status bound = BindBoth(*address, &udp_fd, &tcp_fd);
   if (!bound.ok()) return bound;
 
   const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -1041,15 +945,11 @@ absl::Status DnsServer::Start(const std::string& listen_address) {
     }
     return absl::ErrnoToStatus(error, "cannot set up the DNS server's event loop");
   }
-  sockaddr_storage bound_address{};
-  socklen_t length = sizeof(bound_address);
-  getsockname(tcp_fd, reinterpret_cast<sockaddr*>(&bound_address), &length);
-
   udp_fd_ = udp_fd;
   tcp_fd_ = tcp_fd;
   epoll_fd_ = epoll_fd;
   wake_fd_ = wake_fd;
-  port_.store(PortOf(bound_address), std::memory_order_release);
+  port_.store(LocalPort(tcp_fd).value_or(0), std::memory_order_release);
   state_ = State::kRunning;
   thread_ = std::thread(
       [this, udp_fd, tcp_fd, epoll_fd] { EventLoop(*this, udp_fd, tcp_fd, epoll_fd).Run(); });
