@@ -5,7 +5,6 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/naming.h"
 
@@ -51,26 +50,8 @@ absl::Status ValidateBackendAddress(const v1::ServiceSpec& spec, absl::string_vi
 
 }  // namespace
 
-bool SplitHostPort(absl::string_view address, std::string* host, uint16_t* port) {
-  absl::string_view h;
-  absl::string_view p;
-  if (absl::StartsWith(address, "[")) {
-    const size_t close = address.find("]:");
-    if (close == absl::string_view::npos) return false;
-    h = address.substr(1, close - 1);
-    p = address.substr(close + 2);
-  } else {
-    const size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) return false;
-    h = address.substr(0, colon);
-    p = address.substr(colon + 1);
-    if (h.find(':') != absl::string_view::npos) return false;  // Bare IPv6 needs brackets.
-  }
-  uint32_t value = 0;
-  if (h.empty() || !absl::SimpleAtoi(p, &value) || value == 0 || value > 65535) return false;
-  *host = std::string(h);
-  *port = static_cast<uint16_t>(value);
-  return true;
+bool SplitHostPort(absl::string_view address, std::string* host, uint16_t* port, PortRule rule) {
+  return ParseHostPort(address, rule, host, port).ok();
 }
 
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec, absl::string_view path) {

@@ -3,8 +3,12 @@
 // path ("services[2].backends[0].address") and say what to fix.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/listen_address.h"
 #include "ferry/v1/common.pb.h"
 
 namespace ferry {
@@ -17,8 +21,11 @@ namespace ferry {
 // timeout <= interval), pinned_vip an IPv4 literal when set.
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec, absl::string_view path);
 
-// Parses "host:port" / "[v6]:port" into its parts; false when malformed or the
-// port is not 1-65535.
-bool SplitHostPort(absl::string_view address, std::string* host, uint16_t* port);
+// Parses "host:port" / "[v6]:port" into its parts (brackets removed); false when
+// malformed or the port is not 1-65535 (0-65535 under PortRule::kAllowZero, for
+// listen addresses). For the reason why not, call ParseHostPort
+// (common/listen_address.h), which this wraps.
+bool SplitHostPort(absl::string_view address, std::string* host, uint16_t* port,
+                   PortRule rule = PortRule::kNonZero);
 
 }  // namespace ferry

@@ -142,5 +142,18 @@ TEST(SplitHostPortTest, Splits) {
   EXPECT_FALSE(SplitHostPort("[::1]443", &host, &port));
 }
 
+TEST(SplitHostPortTest, PortZeroOnlyForListenAddresses) {
+  std::string host;
+  uint16_t port = 7;
+  EXPECT_FALSE(SplitHostPort("0.0.0.0:0", &host, &port));
+  EXPECT_FALSE(SplitHostPort("0.0.0.0:0", &host, &port, PortRule::kNonZero));
+  ASSERT_TRUE(SplitHostPort("0.0.0.0:0", &host, &port, PortRule::kAllowZero));
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 0);
+  ASSERT_TRUE(SplitHostPort("[::]:0", &host, &port, PortRule::kAllowZero));
+  EXPECT_EQ(host, "::");
+  EXPECT_FALSE(SplitHostPort("host:65536", &host, &port, PortRule::kAllowZero));
+}
+
 }  // namespace
 }  // namespace ferry

@@ -97,9 +97,8 @@ std::string DnsNameProblem(absl::string_view name, bool allow_upper_case) {
   return "";
 }
 
-// Shared by listen and dial addresses. ferry::SplitHostPort refuses port 0, which a listen
-// address may use (the kernel picks a free port; tests bind that way), so for those a ":0"
-// address is split with a stand-in port.
+// Shared by listen and dial addresses; only a listen address may use port 0 (the kernel picks a
+// free port; tests bind that way).
 absl::Status ValidateHostPort(absl::string_view address, absl::string_view path,
                               bool allow_port_zero) {
   const absl::string_view form = allow_port_zero ? "host:port with a port from 0 to 65535 (e.g. "
@@ -107,13 +106,10 @@ absl::Status ValidateHostPort(absl::string_view address, absl::string_view path,
                                                  : "host:port with a port from 1 to 65535 (e.g. "
                                                    "intermediate.example.com:7443, 10.0.0.5:7443)";
   if (address.empty()) return FieldError(path, absl::StrCat("is empty; give ", form));
-  std::string probe(address);
-  if (allow_port_zero && absl::EndsWith(address, ":0")) {
-    probe = absl::StrCat(address.substr(0, address.size() - 1), "1");
-  }
   std::string host;
   uint16_t port = 0;
-  if (!SplitHostPort(probe, &host, &port)) {
+  if (!SplitHostPort(address, &host, &port,
+                     allow_port_zero ? PortRule::kAllowZero : PortRule::kNonZero)) {
     return FieldError(path, absl::StrCat(Quoted(address), " is not ", form));
   }
   in_addr v4;
