@@ -13,12 +13,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-#if defined(__SANITIZE_THREAD__)
+// --config=tsan defines FERRY_TSAN (and undefines __SANITIZE_THREAD__ so that
+// system headers keep the layouts Debian's libraries were built with).
+#if defined(FERRY_TSAN)
 #define FERRY_MUTEX_LOCK_ANNOTATE 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FERRY_MUTEX_LOCK_ANNOTATE 1
-#endif
 #endif
 
 #ifdef FERRY_MUTEX_LOCK_ANNOTATE
