@@ -65,9 +65,8 @@ namespace {
 bool IsLoopbackListen(const std::string& address) {
   std::string host;
   uint16_t port = 0;
-  if (!SplitHostPort(address, &host, &port) && !absl::EndsWith(address, ":0")) return false;
-  if (host.empty()) host = address.substr(0, address.rfind(':'));
-  return absl::StartsWith(host, "127.") || host == "localhost" || host == "::1" || host == "[::1]";
+  if (!SplitHostPort(address, &host, &port, PortRule::kAllowZero)) return false;
+  return absl::StartsWith(host, "127.") || host == "localhost" || host == "::1";
 }
 
 int Run() {
