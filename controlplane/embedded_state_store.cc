@@ -13,8 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "controlplane/state_file_format.h"
 #include "common/mutex_lock.h"
+#include "controlplane/state_file_format.h"
 #include "glog/logging.h"
 
 namespace ferry::controlplane {

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
-#include "common/mutex_lock.h"
 #include "common/grpc_status.h"
+#include "common/mutex_lock.h"
 #include "glog/logging.h"
 
 namespace ferry {

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/mutex_lock.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/mutex_lock.h"
 
 namespace ferry {
 namespace {

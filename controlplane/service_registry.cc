@@ -5,11 +5,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/mutex_lock.h"
 #include "common/naming.h"
 #include "common/service_spec_validation.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/mutex_lock.h"
 
 namespace ferry {
 namespace {

@@ -14,6 +14,7 @@
 #include "common/admin_http_server.h"
 #include "common/intermediate_channel.h"
 #include "common/metrics.h"
+#include "common/mutex_lock.h"
 #include "common/process.h"
 #include "dataplane/connector_session_client.h"
 #include "dataplane/route_watcher.h"
@@ -21,7 +22,6 @@
 #include "discovery/config_watcher.h"
 #include "ferry/v1/config.pb.h"
 #include "glog/logging.h"
-#include "common/mutex_lock.h"
 
 ABSL_FLAG(std::string, config, "", "Connector config file (YAML, ferry.v1.ConnectorConfig).");
 ABSL_FLAG(std::string, intermediate, "",

@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "common/backoff.h"
+#include "common/mutex_lock.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/mutex_lock.h"
 
 namespace ferry {
 

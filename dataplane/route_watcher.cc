@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "common/backoff.h"
-#include "glog/logging.h"
 #include "common/mutex_lock.h"
+#include "glog/logging.h"
 
 namespace ferry {
 

@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "controlplane/state_table.h"
 #include "common/mutex_lock.h"
+#include "controlplane/state_table.h"
 
 namespace ferry::controlplane {
 
