@@ -237,4 +237,8 @@ absl::StatusOr<int> LocalPort(int fd) {
   return PortOf(storage);
 }
 
+std::string BoundAddress(absl::string_view listen, int port) {
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+}
+
 }  // namespace ferry

@@ -88,4 +88,9 @@ absl::StatusOr<int> BindListenSocket(const ListenAddress& address, SocketType ty
 // The local port of the bound socket `fd`, or getsockname's error.
 absl::StatusOr<int> LocalPort(int fd);
 
+// The address a server bound to after listening on `listen` ("host:port",
+// "[v6]:port", port possibly 0): the same host with the port the kernel gave,
+// for ready files and logs. `listen` must already have parsed.
+std::string BoundAddress(absl::string_view listen, int port);
+
 }  // namespace ferry

@@ -302,5 +302,11 @@ TEST(LocalPortTest, FailsOnAnFdThatIsNotASocket) {
   close(pipe_fds[1]);
 }
 
+TEST(BoundAddressTest, KeepsTheHostAndTakesTheBoundPort) {
+  EXPECT_EQ(BoundAddress("127.0.0.1:0", 41234), "127.0.0.1:41234");
+  EXPECT_EQ(BoundAddress("[::1]:0", 80), "[::1]:80");
+  EXPECT_EQ(BoundAddress("localhost:7444", 7444), "localhost:7444");
+}
+
 }  // namespace
 }  // namespace ferry

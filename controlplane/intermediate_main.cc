@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/admin_http_server.h"
+#include "common/listen_address.h"
 #include "common/process.h"
 #include "common/service_spec_validation.h"
 #include "common/tls_files.h"
@@ -158,7 +159,7 @@ int Run() {
     LOG(ERROR) << "Cannot listen on " << listen << " (address in use or invalid)";
     return 1;
   }
-  const std::string bound = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+  const std::string bound = BoundAddress(listen, port);
 
   std::atomic<bool> ready{true};
   AdminHttpServer admin_http;
@@ -170,8 +171,7 @@ int Run() {
     return 1;
   }
   const std::string admin_listen = absl::GetFlag(FLAGS_admin_listen);
-  const std::string admin_bound =
-      absl::StrCat(admin_listen.substr(0, admin_listen.rfind(':')), ":", admin_http.port());
+  const std::string admin_bound = BoundAddress(admin_listen, admin_http.port());
 
   DnsServer::Options dns_options;
   dns_options.zone = absl::GetFlag(FLAGS_dns_zone);
@@ -194,8 +194,7 @@ int Run() {
     server->Shutdown();
     return 1;
   }
-  const std::string dns_bound =
-      absl::StrCat(dns_listen.substr(0, dns_listen.rfind(':')), ":", (*dns)->port());
+  const std::string dns_bound = BoundAddress(dns_listen, (*dns)->port());
 
   absl::Notification stop_ticker;
   std::thread ticker([&] {

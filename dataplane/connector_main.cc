@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
 #include "common/admin_http_server.h"
 #include "common/intermediate_channel.h"
+#include "common/listen_address.h"
 #include "common/metrics.h"
 #include "common/mutex_lock.h"
 #include "common/process.h"
@@ -95,8 +95,7 @@ int Run() {
   }
   session.Start();
   watcher.Start();
-  const std::string admin_bound =
-      absl::StrCat(admin_listen.substr(0, admin_listen.rfind(':')), ":", admin.port());
+  const std::string admin_bound = BoundAddress(admin_listen, admin.port());
   LOG(INFO) << "Connector serving " << config->services_size() << " services from " << path
             << " via " << intermediate << "; admin HTTP on " << admin_bound
             << ". Frame forwarding is not in this version.";

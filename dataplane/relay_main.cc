@@ -7,9 +7,9 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
 #include "common/admin_http_server.h"
 #include "common/intermediate_channel.h"
+#include "common/listen_address.h"
 #include "common/metrics.h"
 #include "common/process.h"
 #include "dataplane/route_watcher.h"
@@ -56,8 +56,7 @@ int Run() {
     return 1;
   }
   watcher.Start();
-  const std::string admin_bound =
-      absl::StrCat(admin_listen.substr(0, admin_listen.rfind(':')), ":", admin.port());
+  const std::string admin_bound = BoundAddress(admin_listen, admin.port());
   LOG(INFO) << "Relay watching routes from " << absl::GetFlag(FLAGS_intermediate)
             << "; admin HTTP on " << admin_bound;
   if (absl::Status s = WriteReadyFile({{"admin_address", admin_bound}}); !s.ok()) LOG(ERROR) << s;
