@@ -21,13 +21,15 @@ absl::string_view FrameTypeName(FrameType type) {
       return "probe";
     case FrameType::kProbeAck:
       return "probe_ack";
+    case FrameType::kWindow:
+      return "window";
   }
   return "unknown";
 }
 
 bool IsValidFrameType(uint8_t raw) {
   return raw >= static_cast<uint8_t>(FrameType::kData) &&
-         raw <= static_cast<uint8_t>(FrameType::kProbeAck);
+         raw <= static_cast<uint8_t>(FrameType::kWindow);
 }
 
 absl::string_view FrameErrorName(FrameError error) {

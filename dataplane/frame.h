@@ -60,9 +60,12 @@ enum class FrameType : uint8_t {
   kKeepalive = 3,  // keeps a session and its NAT bindings alive; no flow
   kProbe = 4,      // path probe (direct-path checks, RTT)
   kProbeAck = 5,   // answer to a probe
+  kWindow = 6,     // stream transports: the receiver grants the sender more bytes
+                   // on the flow (payload: 4-byte big-endian increment)
 };
 
-// Stable lower-case name ("data", "close", "keepalive", "probe", "probe_ack") for
+// Stable lower-case name ("data", "close", "keepalive", "probe", "probe_ack",
+// "window") for
 // logs; "unknown" for a value outside the enum.
 absl::string_view FrameTypeName(FrameType type);
 

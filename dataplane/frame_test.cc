@@ -72,8 +72,8 @@ TEST(DecodeFrameTest, SpansPointIntoTheCallersBuffer) {
 }
 
 TEST(DecodeFrameTest, AcceptsEveryTypeAndFlagCombination) {
-  const FrameType kTypes[] = {FrameType::kData, FrameType::kClose, FrameType::kKeepalive,
-                              FrameType::kProbe, FrameType::kProbeAck};
+  const FrameType kTypes[] = {FrameType::kData,  FrameType::kClose,    FrameType::kKeepalive,
+                              FrameType::kProbe, FrameType::kProbeAck, FrameType::kWindow};
   const uint8_t kFlags[] = {0, kFlagOpen, kFlagFin, kFlagOpen | kFlagFin};
   for (FrameType type : kTypes) {
     for (uint8_t flags : kFlags) {
@@ -185,7 +185,7 @@ std::vector<MalformedCase> MalformedCases() {
     cases.push_back({"version_" + std::to_string(version), FrameBuilder().Version(version),
                      FrameError::kBadVersion});
   }
-  for (uint8_t type : {0, 6, 7, 0x10, 0x81, 0xFF}) {
+  for (uint8_t type : {0, 7, 8, 0x10, 0x81, 0xFF}) {
     cases.push_back(
         {"type_" + std::to_string(type), FrameBuilder().RawType(type), FrameError::kBadType});
   }
@@ -224,7 +224,7 @@ TEST(DecodeFrameTest, EveryInvalidByteInEachCheckedFieldIsRejected) {
     FrameResult<FrameView> version = DecodeFrame(FrameBuilder().Version(byte).Build());
     EXPECT_EQ(version.ok(), byte == kFrameVersion) << "version " << value;
     FrameResult<FrameView> type = DecodeFrame(FrameBuilder().RawType(byte).Build());
-    EXPECT_EQ(type.ok(), value >= 1 && value <= 5) << "type " << value;
+    EXPECT_EQ(type.ok(), value >= 1 && value <= 6) << "type " << value;
     FrameResult<FrameView> flags = DecodeFrame(FrameBuilder().Flags(byte).Build());
     EXPECT_EQ(flags.ok(), (byte & ~kKnownFlags) == 0) << "flags " << value;
   }
@@ -251,7 +251,7 @@ TEST(EncodeHeaderTest, BufferShorterThanHeaderIsRefusedAndUntouched) {
 TEST(EncodeHeaderTest, RefusesWhatDecodeWouldReject) {
   std::vector<uint8_t> out(kHeaderSize, 0xEE);
   FrameHeader bad_type = GoldenHeader();
-  bad_type.type = static_cast<FrameType>(6);
+  bad_type.type = static_cast<FrameType>(7);
   FrameResult<size_t> type_result = EncodeHeader(bad_type, absl::MakeSpan(out));
   ASSERT_FALSE(type_result.ok());
   EXPECT_EQ(type_result.error(), FrameError::kBadType);
@@ -335,11 +335,12 @@ TEST(FrameTypeTest, NamesAndValidity) {
   EXPECT_EQ(FrameTypeName(FrameType::kKeepalive), "keepalive");
   EXPECT_EQ(FrameTypeName(FrameType::kProbe), "probe");
   EXPECT_EQ(FrameTypeName(FrameType::kProbeAck), "probe_ack");
+  EXPECT_EQ(FrameTypeName(FrameType::kWindow), "window");
   EXPECT_EQ(FrameTypeName(static_cast<FrameType>(0)), "unknown");
   EXPECT_FALSE(IsValidFrameType(0));
   EXPECT_TRUE(IsValidFrameType(1));
   EXPECT_TRUE(IsValidFrameType(5));
-  EXPECT_FALSE(IsValidFrameType(6));
+  EXPECT_FALSE(IsValidFrameType(7));
 }
 
 TEST(FrameResultDeathTest, ReadingTheWrongAlternativeAborts) {
