@@ -117,13 +117,15 @@ grpc::ServerUnaryReactor* AdminService::ListLeases(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* AdminService::ListSessions(grpc::CallbackServerContext* context,
                                                      const v1::ListSessionsRequest* request,
-                                                     v1::ListSessionsResponse* /*response*/) {
+                                                     v1::ListSessionsResponse* response) {
   absl::StatusOr<Peer> peer = auth_->Authorize(*context, "Admin.ListSessions", {"admin"});
   if (!peer.ok()) return Done(context, peer.status());
   absl::StatusOr<std::string> tenant = ScopeTenant(*peer, request->tenant(), "the sessions");
   if (!tenant.ok()) return Done(context, tenant.status());
-  // Data-plane sessions are issued by the Sessions service, which this version
-  // does not run yet, so there are none to list.
+  // Never keys: SessionInfo has no field for them.
+  for (v1::SessionInfo& session : registry_->ListSessions(*tenant)) {
+    *response->add_sessions() = std::move(session);
+  }
   return Done(context, absl::OkStatus());
 }
 

@@ -1,5 +1,5 @@
-// ferry-intermediate: the control plane. Serves the Registry, Routes and Admin
-// gRPC services over mutual TLS (plus reflection and grpc.health.v1), and
+// ferry-intermediate: the control plane. Serves the Registry, Routes, Sessions
+// and Admin gRPC services over mutual TLS (plus reflection and grpc.health.v1), and
 // /metrics, /healthz and /readyz on a separate admin HTTP port.
 #include <atomic>
 #include <memory>
@@ -25,6 +25,7 @@
 #include "controlplane/rpc_metrics_interceptor.h"
 #include "controlplane/server_credentials.h"
 #include "controlplane/service_registry.h"
+#include "controlplane/sessions_service.h"
 #include "controlplane/vip_allocator.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -56,6 +57,12 @@ ABSL_FLAG(std::string, dns_zone, "ferry.internal",
 ABSL_FLAG(std::string, dns_listen, "127.0.0.1:7453",
           "DNS listen address (UDP and TCP) answering <service>.<tenant>.<zone>.");
 ABSL_FLAG(absl::Duration, dns_ttl, absl::Seconds(30), "TTL of DNS answers.");
+ABSL_FLAG(absl::Duration, session_ttl, absl::Hours(1),
+          "Lifetime of a data-plane session from Sessions.OpenSession; agents open a new one "
+          "before it ends. Sessions live in memory: a restart drops them.");
+ABSL_FLAG(int32_t, max_sessions_per_agent, 64,
+          "Live data-plane sessions one agent identity may hold; OpenSession beyond it is "
+          "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(bool, insecure_dev_mode, false,
           "Serve plaintext gRPC on a loopback address, identities taken from the "
           "x-ferry-dev-identity header. For local experiments only.");
@@ -129,11 +136,14 @@ int Run() {
     return 2;
   }
   options.dns_zone = absl::GetFlag(FLAGS_dns_zone);
+  options.session_ttl = absl::GetFlag(FLAGS_session_ttl);
+  options.max_sessions_per_agent = absl::GetFlag(FLAGS_max_sessions_per_agent);
   absl::StatusOr<std::unique_ptr<ServiceRegistry>> registry =
       ServiceRegistry::Create(store->get(), metrics.get(), options);
   if (!registry.ok()) {
     LOG(ERROR) << "Cannot load the registry: " << registry.status();
-    // Bad --vip_pools, --vip_cooldown or --dns_zone is a usage error.
+    // Bad --vip_pools, --vip_cooldown, --dns_zone, --session_ttl or
+    // --max_sessions_per_agent is a usage error.
     return absl::IsInvalidArgument(registry.status()) ? 2 : 1;
   }
 
@@ -141,6 +151,7 @@ int Run() {
                          metrics.get());
   RegistryService registry_service(registry->get(), &auth);
   RoutesService routes_service(registry->get(), &auth, metrics.get());
+  SessionsService sessions_service(registry->get(), &auth, metrics.get());
   AdminService admin_service(registry->get(), &routes_service, &auth, trust_domain);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -150,6 +161,7 @@ int Run() {
   builder.AddListeningPort(listen, credentials, &port);
   builder.RegisterService(&registry_service);
   builder.RegisterService(&routes_service);
+  builder.RegisterService(&sessions_service);
   builder.RegisterService(&admin_service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeRpcMetricsInterceptorFactory(metrics.get()));

@@ -37,7 +37,9 @@ IntermediateMetrics::IntermediateMetrics(std::shared_ptr<prometheus::Registry> r
       vip_pool_size_(Build(prometheus::BuildGauge(), "ferry_vip_pool_size",
                            "Assignable addresses in each VIP pool.", *registry_)),
       vip_pool_used_(Build(prometheus::BuildGauge(), "ferry_vip_pool_used",
-                           "Leased addresses in each VIP pool.", *registry_)) {
+                           "Leased addresses in each VIP pool.", *registry_)),
+      sessions_refused_(Build(prometheus::BuildCounter(), "ferry_sessions_refused_total",
+                              "Sessions.OpenSession calls refused, by reason.", *registry_)) {
   route_version_ = &Build(prometheus::BuildGauge(), "ferry_route_version",
                           "Current route snapshot version.", *registry_)
                         .Add({});
@@ -48,6 +50,12 @@ IntermediateMetrics::IntermediateMetrics(std::shared_ptr<prometheus::Registry> r
   route_nacks_ = &Build(prometheus::BuildCounter(), "ferry_route_nacks_total",
                         "Route snapshots refused (NACKed) by watchers.", *registry_)
                       .Add({});
+  sessions_open_ = &Build(prometheus::BuildGauge(), "ferry_sessions_open",
+                          "Data-plane sessions held by the Intermediate.", *registry_)
+                        .Add({});
+  sessions_opened_ = &Build(prometheus::BuildCounter(), "ferry_sessions_opened_total",
+                            "Data-plane sessions opened.", *registry_)
+                          .Add({});
   for (const char* role : {"connector", "relay", "agent"}) ConnectedPeers(role).Set(0);
   for (const char* state : {"healthy", "unhealthy", "unknown"}) Services(state).Set(0);
 }
@@ -76,6 +84,10 @@ void IntermediateMetrics::CountSignalingMessage(absl::string_view kind) {
 
 void IntermediateMetrics::CountSignalingDenial(absl::string_view reason) {
   signaling_denials_.Add(Label("reason", reason)).Increment();
+}
+
+void IntermediateMetrics::CountSessionRefused(absl::string_view reason) {
+  sessions_refused_.Add(Label("reason", reason)).Increment();
 }
 
 prometheus::Gauge& IntermediateMetrics::VipPoolSize(absl::string_view pool) {

@@ -40,6 +40,14 @@ class IntermediateMetrics {
   void CountSignalingDenial(absl::string_view reason);
   prometheus::Gauge& VipPoolSize(absl::string_view pool);
   prometheus::Gauge& VipPoolUsed(absl::string_view pool);
+  // Data-plane sessions in the Intermediate's table (expired ones until the
+  // next tick removes them).
+  prometheus::Gauge& sessions_open() { return *sessions_open_; }
+  // Sessions issued by Sessions.OpenSession.
+  prometheus::Counter& sessions_opened() { return *sessions_opened_; }
+  // An OpenSession refused: not_found, permission_denied, unavailable or
+  // resource_exhausted.
+  void CountSessionRefused(absl::string_view reason);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -52,9 +60,12 @@ class IntermediateMetrics {
   prometheus::Family<prometheus::Counter>& signaling_denials_;
   prometheus::Family<prometheus::Gauge>& vip_pool_size_;
   prometheus::Family<prometheus::Gauge>& vip_pool_used_;
+  prometheus::Family<prometheus::Counter>& sessions_refused_;
   prometheus::Gauge* route_version_;
   prometheus::Histogram* route_push_latency_;
   prometheus::Counter* route_nacks_;
+  prometheus::Gauge* sessions_open_;
+  prometheus::Counter* sessions_opened_;
 };
 
 }  // namespace ferry

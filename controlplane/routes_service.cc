@@ -32,9 +32,9 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
     *info.mutable_connected_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
     service_->AddWatcher(this, info);
     registered_ = true;
-    subscription_ = registry_->Subscribe([this] { OnChange(); });
+    // The first snapshot waits for the subscription, so that a client that
+    // got it knows its data-plane addresses are recorded.
     StartRead(&ack_);
-    OnChange();
   }
 
   void OnReadDone(bool ok) override {
@@ -42,6 +42,21 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
       MutexLock lock(&mu_);
       FinishLocked(grpc::Status::OK);
       return;
+    }
+    if (subscription_ == 0) {
+      // The first message is the subscription: it announces the client's
+      // data-plane addresses, kept until the stream ends.
+      absl::Status recorded = registry_->SetWatcherAddresses(
+          peer_.id, StreamId(), ack_.udp_address(), ack_.stream_address());
+      if (!recorded.ok()) {
+        LOG(WARNING) << "Route watcher " << peer_.id.ToUri() << " refused: " << recorded;
+        MutexLock lock(&mu_);
+        FinishLocked(ToGrpcStatus(recorded));
+        return;
+      }
+      addresses_recorded_ = true;
+      subscription_ = registry_->Subscribe([this] { OnChange(); });
+      OnChange();
     }
     if (ack_.error_detail().empty()) {
       if (!ack_.response_nonce().empty()) {
@@ -72,11 +87,16 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
 
   void OnDone() override {
     if (subscription_ != 0) registry_->Unsubscribe(subscription_);
+    if (addresses_recorded_) registry_->ClearWatcherAddresses(peer_.id, StreamId());
     if (registered_) service_->RemoveWatcher(this);
     delete this;
   }
 
  private:
+  // Tells this stream's address announcement from others of the same
+  // identity; unique while the stream is open.
+  uint64_t StreamId() const { return reinterpret_cast<uintptr_t>(this); }
+
   void OnChange() {
     MutexLock lock(&mu_);
     if (finished_) return;
@@ -113,6 +133,9 @@ class WatchRoutesReactor : public grpc::ServerBidiReactor<v1::RouteAck, v1::Rout
   RoutesService* const service_;
   Peer peer_;
   bool registered_ = false;
+  // Set by the first OnReadDone; read by later reactions and OnDone, which
+  // gRPC runs after it.
+  bool addresses_recorded_ = false;
   uint64_t subscription_ = 0;
   v1::RouteAck ack_;
 

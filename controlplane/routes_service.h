@@ -1,10 +1,14 @@
 // ferry.v1.Routes: WatchRoutes for relays and connectors (callback API).
 //
-// Each stream sends the caller's full snapshot at once and again after every
-// registry change, one write in flight (changes that arrive meanwhile coalesce
-// into the next write). ACKs are timed against the moment their version was
-// created (ferry_route_push_latency_seconds); NACKs are counted and logged, and
-// the client keeps its last good snapshot.
+// The client's first message (the subscription) announces its data-plane
+// addresses (RouteAck.udp_address and stream_address), recorded in the
+// registry until the stream ends; a bad one ends the stream INVALID_ARGUMENT
+// naming the field. Each stream then sends the caller's full snapshot (after
+// the addresses are recorded) and again after every registry change, one
+// write in flight (changes that arrive meanwhile coalesce into the next
+// write). Later messages' addresses are ignored. ACKs are timed against the moment their version
+// was created (ferry_route_push_latency_seconds); NACKs are counted and logged, and the client
+// keeps its last good snapshot.
 #pragma once
 
 #include <map>

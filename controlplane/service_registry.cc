@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/mutex_lock.h"
 #include "common/naming.h"
@@ -53,6 +54,13 @@ absl::Status ValidateZone(const std::string& zone) {
   return absl::OkStatus();
 }
 
+// The watcher role of a relay or connector identity; nullopt for other roles.
+std::optional<controlplane::WatcherRole> WatcherRoleOf(const SpiffeId& id) {
+  if (id.role == "relay") return controlplane::WatcherRole::kRelay;
+  if (id.role == "connector") return controlplane::WatcherRole::kConnector;
+  return std::nullopt;
+}
+
 // `status` with its message prefixed by `path`, same code.
 absl::Status WithPath(const absl::Status& status, absl::string_view path) {
   return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
@@ -61,8 +69,13 @@ absl::Status WithPath(const absl::Status& status, absl::string_view path) {
 }  // namespace
 
 ServiceRegistry::ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics,
-                                 Options options, std::unique_ptr<controlplane::VipAllocator> vips)
-    : store_(store), metrics_(metrics), options_(std::move(options)), vips_(std::move(vips)) {}
+                                 Options options, std::unique_ptr<controlplane::VipAllocator> vips,
+                                 std::unique_ptr<controlplane::SessionTable> sessions)
+    : store_(store),
+      metrics_(metrics),
+      options_(std::move(options)),
+      vips_(std::move(vips)),
+      sessions_(std::move(sessions)) {}
 
 absl::StatusOr<std::unique_ptr<ServiceRegistry>> ServiceRegistry::Create(
     controlplane::StateStore* store, IntermediateMetrics* metrics, Options options) {
@@ -74,8 +87,14 @@ absl::StatusOr<std::unique_ptr<ServiceRegistry>> ServiceRegistry::Create(
   absl::StatusOr<std::unique_ptr<controlplane::VipAllocator>> vips =
       controlplane::VipAllocator::Create(store, std::move(vip_options));
   if (!vips.ok()) return vips.status();
-  std::unique_ptr<ServiceRegistry> registry(
-      new ServiceRegistry(store, metrics, std::move(options), *std::move(vips)));
+  controlplane::SessionTable::Options session_options;
+  session_options.ttl = options.session_ttl;
+  session_options.max_sessions_per_agent = options.max_sessions_per_agent;
+  absl::StatusOr<std::unique_ptr<controlplane::SessionTable>> sessions =
+      controlplane::SessionTable::Create(std::move(session_options));
+  if (!sessions.ok()) return sessions.status();
+  std::unique_ptr<ServiceRegistry> registry(new ServiceRegistry(
+      store, metrics, std::move(options), *std::move(vips), *std::move(sessions)));
   if (absl::Status s = registry->Load(); !s.ok()) return s;
   return registry;
 }
@@ -213,7 +232,21 @@ v1::Service ServiceRegistry::ToServiceLocked(const ServiceEntry& entry) const {
   return service;
 }
 
+void ServiceRegistry::DropUnroutedSessionsLocked() {
+  const int dropped = sessions_->RetainIf([this](const controlplane::Session& session) {
+    mu_.AssertHeld();
+    auto it = services_.find(Key{session.tenant, session.service});
+    return it != services_.end() && it->second.id == session.service_id &&
+           it->second.connector == session.connector && RoutedLocked(it->second);
+  });
+  if (dropped > 0) {
+    LOG(INFO) << "Dropped " << dropped << " sessions whose service left the routes";
+  }
+}
+
 void ServiceRegistry::BumpVersionLocked() {
+  DropUnroutedSessionsLocked();
+  metrics_->sessions_open().Set(static_cast<double>(sessions_->size()));
   ++version_;
   absl::Status s = store_->Put(kRouteVersionKey, absl::StrCat(version_));
   if (!s.ok()) LOG(ERROR) << "Cannot persist route version " << version_ << ": " << s;
@@ -509,6 +542,10 @@ void ServiceRegistry::Tick() {
       it = unclaimed_leases_.erase(it);
     }
     if (changed || released) ExportVipUsageLocked();
+    if (const int expired = sessions_->Expire(now); expired > 0) {
+      LOG(INFO) << expired << " sessions expired";
+      changed = true;
+    }
     if (changed) BumpVersionLocked();
   }
   for (auto& link : to_close) {
@@ -685,6 +722,9 @@ v1::RouteSnapshot ServiceRegistry::BuildSnapshot(const SpiffeId& id) {
       if (backend.health() != v1::HEALTH_STATE_UNHEALTHY) route->add_backends(backend.address());
     }
   }
+  if (std::optional<controlplane::WatcherRole> role = WatcherRoleOf(id)) {
+    sessions_->AppendRouteSessions(*role, controlplane::PartyKey{id.tenant, id.name}, &snapshot);
+  }
   return snapshot;
 }
 
@@ -713,6 +753,98 @@ void ServiceRegistry::RecordAck(const SpiffeId& id, uint64_t version) {
   MutexLock lock(&mu_);
   auto it = connectors_.find(Key{id.tenant, id.name});
   if (id.role == "connector" && it != connectors_.end()) it->second.acked_route_version = version;
+}
+
+}  // namespace ferry
+
+namespace ferry {
+
+absl::Status ServiceRegistry::SetWatcherAddresses(const SpiffeId& id, uint64_t stream,
+                                                  const std::string& udp_address,
+                                                  const std::string& stream_address) {
+  const std::optional<controlplane::WatcherRole> role = WatcherRoleOf(id);
+  if (!role.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "only relays and connectors announce data-plane addresses, not role ", id.role));
+  }
+  {
+    MutexLock lock(&mu_);
+    absl::StatusOr<bool> changed =
+        sessions_->SetWatcherAddresses(*role, controlplane::PartyKey{id.tenant, id.name}, stream,
+                                       controlplane::DataAddresses{udp_address, stream_address});
+    if (!changed.ok()) return changed.status();
+    LOG(INFO) << "Watcher " << id.ToUri() << " announced data-plane addresses udp \"" << udp_address
+              << "\", stream \"" << stream_address << "\"";
+    if (!*changed) return absl::OkStatus();
+    BumpVersionLocked();
+  }
+  Notify();
+  return absl::OkStatus();
+}
+
+void ServiceRegistry::ClearWatcherAddresses(const SpiffeId& id, uint64_t stream) {
+  const std::optional<controlplane::WatcherRole> role = WatcherRoleOf(id);
+  if (!role.has_value()) return;
+  {
+    MutexLock lock(&mu_);
+    if (!sessions_->ClearWatcherAddresses(*role, controlplane::PartyKey{id.tenant, id.name},
+                                          stream)) {
+      return;
+    }
+    BumpVersionLocked();
+  }
+  Notify();
+}
+
+absl::StatusOr<v1::OpenSessionResponse> ServiceRegistry::OpenSession(const SpiffeId& agent,
+                                                                     const std::string& service) {
+  v1::OpenSessionResponse response;
+  {
+    MutexLock lock(&mu_);
+    auto it = services_.find(Key{agent.tenant, service});
+    if (it == services_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("tenant \"", agent.tenant, "\" has no service \"", service, "\""));
+    }
+    const ServiceEntry& entry = it->second;
+    if (!RoutedLocked(entry)) {
+      return absl::NotFoundError(absl::StrCat("service \"", service, "\" of tenant \"",
+                                              agent.tenant, "\" is not routed: its connector \"",
+                                              entry.connector, "\" is not connected"));
+    }
+    controlplane::SessionTable::OpenRequest request;
+    request.agent = controlplane::PartyKey{agent.tenant, agent.name};
+    request.service = service;
+    request.service_id = entry.id;
+    request.protocol = entry.spec.protocol();
+    request.connector = entry.connector;
+    absl::StatusOr<controlplane::SessionTable::Opened> opened =
+        sessions_->Open(request, options_.now());
+    if (!opened.ok()) return opened.status();
+    const controlplane::Session& session = opened->session;
+    *response.mutable_agent_hop() = session.agent_hop;
+    response.set_relay_address(opened->relay.udp_address);
+    response.set_relay_stream_address(opened->relay.stream_address);
+    response.set_service_id(entry.id);
+    response.set_vip(entry.vip);
+    response.set_protocol(entry.spec.protocol());
+    response.set_port(entry.spec.port());
+    *response.mutable_ttl() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
+        absl::ToInt64Nanoseconds(options_.session_ttl));
+    LOG(INFO) << "Session " << absl::StrFormat("%016x", session.agent_hop.session_id())
+              << " opened: agent " << agent.ToUri() << " to service " << service << " (id "
+              << entry.id << ") of connector " << entry.connector << " via relay "
+              << session.relay.tenant << "/" << session.relay.name << ", expires "
+              << absl::FormatTime(session.expires_at);
+    BumpVersionLocked();
+  }
+  Notify();
+  return response;
+}
+
+std::vector<v1::SessionInfo> ServiceRegistry::ListSessions(const std::string& tenant) {
+  MutexLock lock(&mu_);
+  return sessions_->List(tenant);
 }
 
 }  // namespace ferry

@@ -18,6 +18,14 @@
 // a service that comes back after a restart gets the same VIP; leases that no
 // registered service claims within connector_grace of a restart are released.
 //
+// Data-plane sessions (controlplane/session_table.h) live here too, in
+// memory only: OpenSession issues them, BuildSnapshot hands them to their
+// relay and connector, and every session change bumps the route version.
+// Sessions expire at Tick; a session whose service leaves the routes (or moves
+// to another connector) is dropped with the change that removed it. The
+// data-plane addresses relays and connectors announce on their WatchRoutes
+// streams are recorded here for the life of each stream.
+//
 // Thread-safety: every method is thread-safe. Subscribers and links are called
 // without the registry's lock held; they must not block.
 #pragma once
@@ -37,12 +45,14 @@
 #include "absl/time/time.h"
 #include "common/spiffe_id.h"
 #include "controlplane/intermediate_metrics.h"
+#include "controlplane/session_table.h"
 #include "controlplane/state_store.h"
 #include "controlplane/vip_allocator.h"
 #include "ferry/v1/admin.pb.h"
 #include "ferry/v1/common.pb.h"
 #include "ferry/v1/registry.pb.h"
 #include "ferry/v1/routes.pb.h"
+#include "ferry/v1/sessions.pb.h"
 
 namespace ferry {
 
@@ -73,13 +83,17 @@ class ServiceRegistry {
     absl::Duration vip_cooldown = absl::Seconds(60);
     // Zone of service DNS names: <service>.<tenant>.<dns_zone>.
     std::string dns_zone = "ferry.internal";
+    // Lifetime of a data-plane session; must be positive.
+    absl::Duration session_ttl = absl::Hours(1);
+    // Live sessions one agent identity may hold; at least 1.
+    int max_sessions_per_agent = 64;
   };
 
   // Loads persisted registrations from `store`. `store` and `metrics` must
   // outlive the registry. INVALID_ARGUMENT for bad options (a VIP pool that is
   // not a valid IPv4 CIDR or overlaps another, a dns_zone that is not
-  // dot-separated DNS labels, a negative vip_cooldown); the store's error if
-  // it cannot be read.
+  // dot-separated DNS labels, a negative vip_cooldown, a session_ttl <= 0, a
+  // max_sessions_per_agent < 1); the store's error if it cannot be read.
   static absl::StatusOr<std::unique_ptr<ServiceRegistry>> Create(controlplane::StateStore* store,
                                                                  IntermediateMetrics* metrics,
                                                                  Options options);
@@ -153,9 +167,37 @@ class ServiceRegistry {
   void RecordAck(const SpiffeId& id, uint64_t version);
 
   // Expires grace periods and ends streams that missed their keepalives,
-  // releasing the VIPs of services that leave. Called periodically by the
-  // owner's timer thread (and by tests).
+  // releasing the VIPs of services that leave, and removes expired sessions.
+  // Called periodically by the owner's timer thread (and by tests).
   void Tick();
+
+  // --- Data-plane addresses and sessions -------------------------------------
+
+  // Records the data-plane addresses ("host:port", empty for none) that
+  // WatchRoutes stream `stream` (an id unique among open streams) of relay or
+  // connector `id` announced in its subscription, until
+  // ClearWatcherAddresses. INVALID_ARGUMENT naming the field ("udp_address",
+  // "stream_address") for a bad address, or for another role; nothing is
+  // recorded then. Bumps the route version when snapshots change (a
+  // connector with sessions moved).
+  absl::Status SetWatcherAddresses(const SpiffeId& id, uint64_t stream,
+                                   const std::string& udp_address,
+                                   const std::string& stream_address);
+  // Forgets what `stream` announced (the stream ended). A relay's sessions
+  // stay assigned to it; they expire normally.
+  void ClearWatcherAddresses(const SpiffeId& id, uint64_t stream);
+
+  // Opens a data-plane session for `agent` to its own tenant's service
+  // `service` (cross-tenant policy is the caller's) and bumps the route
+  // version, so that the relay and the connector receive it. Returns the
+  // agent's answer: its hop, the relay's addresses, the service's id, VIP,
+  // protocol and port, and the TTL. NOT_FOUND for an unknown service or one
+  // no connector serves right now; UNAVAILABLE, RESOURCE_EXHAUSTED or
+  // INTERNAL from SessionTable::Open.
+  absl::StatusOr<v1::OpenSessionResponse> OpenSession(const SpiffeId& agent,
+                                                      const std::string& service);
+  // Sessions of `tenant` ("" for all), without keys (SessionTable::List).
+  std::vector<v1::SessionInfo> ListSessions(const std::string& tenant);
 
  private:
   struct ServiceEntry {
@@ -182,7 +224,8 @@ class ServiceRegistry {
   using Key = std::pair<std::string, std::string>;  // (tenant, name)
 
   ServiceRegistry(controlplane::StateStore* store, IntermediateMetrics* metrics, Options options,
-                  std::unique_ptr<controlplane::VipAllocator> vips);
+                  std::unique_ptr<controlplane::VipAllocator> vips,
+                  std::unique_ptr<controlplane::SessionTable> sessions);
   absl::Status Load();
 
   // Leases the VIP of `spec` (its tenant and name, honouring pinned_vip).
@@ -204,7 +247,11 @@ class ServiceRegistry {
   v1::Service ToServiceLocked(const ServiceEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::ApiServices ApiServicesForLocked(const Key& connector) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Bumps and persists the route version and updates gauges. Requires mu_.
+  // Drops the sessions whose service is no longer routed through their
+  // connector.
+  void DropUnroutedSessionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bumps and persists the route version, drops unrouted sessions and updates
+  // gauges. Requires mu_.
   void BumpVersionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Recomputes the service-health and connected-connector gauges.
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -215,6 +262,7 @@ class ServiceRegistry {
   IntermediateMetrics* const metrics_;
   const Options options_;
   const std::unique_ptr<controlplane::VipAllocator> vips_;
+  const std::unique_ptr<controlplane::SessionTable> sessions_ ABSL_PT_GUARDED_BY(mu_);
 
   absl::Mutex mu_;
   std::map<Key, ServiceEntry> services_ ABSL_GUARDED_BY(mu_);

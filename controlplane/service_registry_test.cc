@@ -575,5 +575,186 @@ TEST_F(ServiceRegistryTest, RefusedHelloKeepsAndPublishesARePinnedMove) {
   EXPECT_EQ(registry_->ListServices("acme").size(), 3u);
 }
 
+// --- Data-plane sessions ------------------------------------------------------------------------
+
+class RegistrySessionTest : public ServiceRegistryTest {
+ protected:
+  void SetUp() override {
+    options_.session_ttl = absl::Minutes(1);
+    options_.max_sessions_per_agent = 2;
+    ServiceRegistryTest::SetUp();
+    serial_ = Attach(edge_, kTwoServices, link_);
+    ASSERT_TRUE(registry_->SetWatcherAddresses(relay_, 1, "10.0.0.9:6000", "10.0.0.9:6001").ok());
+    ASSERT_TRUE(registry_->SetWatcherAddresses(edge_, 2, "10.0.0.5:7000", "10.0.0.5:7001").ok());
+  }
+
+  v1::OpenSessionResponse MustOpen(const std::string& service) {
+    absl::StatusOr<v1::OpenSessionResponse> opened = registry_->OpenSession(agent_, service);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    return opened.value_or(v1::OpenSessionResponse());
+  }
+
+  const SpiffeId edge_ = Connector("acme", "edge-1");
+  const SpiffeId agent_{"ferry.local", "acme", "agent", "laptop"};
+  std::shared_ptr<RecordingLink> link_ = std::make_shared<RecordingLink>();
+  uint64_t serial_ = 0;
+};
+
+TEST_F(RegistrySessionTest, UnknownOrUnroutedServiceIsNotFound) {
+  absl::StatusOr<v1::OpenSessionResponse> unknown = registry_->OpenSession(agent_, "nope");
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("\"nope\""));
+
+  v1::ServiceSpec spec = HelloWith(kTwoServices).services(0);
+  spec.set_name("later");
+  spec.set_tenant("acme");
+  spec.set_connector("edge-2");  // not connected
+  ASSERT_TRUE(registry_->RegisterApiService(spec).ok());
+  absl::StatusOr<v1::OpenSessionResponse> unrouted = registry_->OpenSession(agent_, "later");
+  EXPECT_EQ(unrouted.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unrouted.status().message()), HasSubstr("not routed"));
+  EXPECT_TRUE(registry_->ListSessions("").empty());
+}
+
+TEST_F(RegistrySessionTest, OpenedSessionReachesItsRelayAndConnectorInANewVersion) {
+  int notified = 0;
+  registry_->Subscribe([&] { ++notified; });
+  const uint64_t version = registry_->route_version();
+  const v1::OpenSessionResponse opened = MustOpen("echo");
+  EXPECT_GT(registry_->route_version(), version);
+  EXPECT_EQ(notified, 1);
+
+  const v1::Service echo = Find("acme", "echo");
+  EXPECT_NE(opened.agent_hop().session_id(), 0u);
+  EXPECT_EQ(opened.agent_hop().key().size(), 32u);
+  EXPECT_EQ(opened.relay_address(), "10.0.0.9:6000");
+  EXPECT_EQ(opened.relay_stream_address(), "10.0.0.9:6001");
+  EXPECT_EQ(opened.service_id(), echo.id());
+  EXPECT_EQ(opened.vip(), echo.vip());
+  EXPECT_FALSE(opened.vip().empty());
+  EXPECT_EQ(opened.protocol(), v1::PROTOCOL_UDP);
+  EXPECT_EQ(opened.ttl().seconds(), 60);
+
+  const v1::RouteSnapshot relay = registry_->BuildSnapshot(relay_);
+  EXPECT_EQ(relay.version(), registry_->route_version());
+  ASSERT_EQ(relay.sessions_size(), 1);
+  EXPECT_EQ(relay.sessions(0).agent_hop().session_id(), opened.agent_hop().session_id());
+  EXPECT_EQ(relay.sessions(0).agent_hop().key(), opened.agent_hop().key());
+  EXPECT_EQ(relay.sessions(0).connector_address(), "10.0.0.5:7000");
+  EXPECT_EQ(relay.sessions(0).connector_stream_address(), "10.0.0.5:7001");
+
+  const v1::RouteSnapshot connector = registry_->BuildSnapshot(edge_);
+  ASSERT_EQ(connector.sessions_size(), 1);
+  EXPECT_FALSE(connector.sessions(0).has_agent_hop());
+  EXPECT_EQ(connector.sessions(0).connector_hop().session_id(),
+            relay.sessions(0).connector_hop().session_id());
+  EXPECT_EQ(connector.sessions(0).connector_hop().key(), relay.sessions(0).connector_hop().key());
+  // Another relay and another connector see none of it.
+  EXPECT_EQ(
+      registry_->BuildSnapshot(SpiffeId{"ferry.local", "ops", "relay", "relay-2"}).sessions_size(),
+      0);
+  EXPECT_EQ(registry_->BuildSnapshot(Connector("acme", "edge-2")).sessions_size(), 0);
+  EXPECT_EQ(metrics_.sessions_open().Value(), 1);
+}
+
+TEST_F(RegistrySessionTest, AgentCapIsResourceExhausted) {
+  MustOpen("echo");
+  MustOpen("web");
+  absl::StatusOr<v1::OpenSessionResponse> third = registry_->OpenSession(agent_, "echo");
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("--max_sessions_per_agent"));
+  EXPECT_EQ(registry_->ListSessions("acme").size(), 2u);
+}
+
+TEST_F(RegistrySessionTest, ExpiredSessionsLeaveAtTheNextTickInANewVersion) {
+  MustOpen("echo");
+  now_ += absl::Seconds(30);
+  MustOpen("web");
+  uint64_t version = registry_->route_version();
+  now_ += absl::Seconds(29);
+  registry_->Keepalive(edge_, serial_);  // the connector stays; only sessions may change
+  registry_->Tick();
+  EXPECT_EQ(registry_->route_version(), version);
+  EXPECT_EQ(registry_->ListSessions("acme").size(), 2u);
+  EXPECT_TRUE(link_->closed.empty());
+
+  now_ += absl::Seconds(1);  // the first session's TTL is over
+  registry_->Keepalive(edge_, serial_);
+  registry_->Tick();
+  EXPECT_GT(registry_->route_version(), version);
+  std::vector<v1::SessionInfo> left = registry_->ListSessions("acme");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].service(), "web");
+  EXPECT_EQ(registry_->BuildSnapshot(relay_).sessions_size(), 1);
+  EXPECT_EQ(metrics_.sessions_open().Value(), 1);
+}
+
+TEST_F(RegistrySessionTest, SessionsOfAServiceThatLeavesTheRoutesAreDropped) {
+  MustOpen("echo");
+  MustOpen("web");
+  // The connector's config no longer has echo.
+  ASSERT_TRUE(registry_
+                  ->UpdateConnector(edge_, serial_, HelloWith(R"pb(
+                                      services {
+                                        name: "web"
+                                        protocol: PROTOCOL_TCP
+                                        backends { address: "127.0.0.1:8080" }
+                                      }
+                                    )pb"))
+                  .ok());
+  std::vector<v1::SessionInfo> left = registry_->ListSessions("acme");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].service(), "web");
+
+  // The connector goes away for longer than its grace: web leaves too.
+  registry_->DetachConnector(edge_, serial_);
+  now_ += options_.connector_grace;
+  registry_->Tick();
+  EXPECT_TRUE(registry_->ListSessions("acme").empty());
+  EXPECT_EQ(registry_->BuildSnapshot(relay_).sessions_size(), 0);
+  EXPECT_EQ(metrics_.sessions_open().Value(), 0);
+}
+
+TEST_F(RegistrySessionTest, RelayStreamEndKeepsItsSessionsAndConnectorMoveIsPushed) {
+  MustOpen("echo");
+  uint64_t version = registry_->route_version();
+  registry_->ClearWatcherAddresses(relay_, 1);
+  EXPECT_EQ(registry_->route_version(), version);
+  EXPECT_EQ(registry_->BuildSnapshot(relay_).sessions_size(), 1);
+  // Without a relay, no new session.
+  absl::StatusOr<v1::OpenSessionResponse> no_relay = registry_->OpenSession(agent_, "web");
+  EXPECT_EQ(no_relay.status().code(), absl::StatusCode::kUnavailable);
+
+  // The connector's data plane comes back on another port: its relay hears of it.
+  ASSERT_TRUE(registry_->SetWatcherAddresses(edge_, 3, "10.0.0.5:7100", "10.0.0.5:7101").ok());
+  EXPECT_GT(registry_->route_version(), version);
+  const v1::RouteSnapshot relay = registry_->BuildSnapshot(relay_);
+  ASSERT_EQ(relay.sessions_size(), 1);
+  EXPECT_EQ(relay.sessions(0).connector_address(), "10.0.0.5:7100");
+}
+
+TEST_F(RegistrySessionTest, BadAnnouncementsAreInvalidArgument) {
+  absl::Status bad = registry_->SetWatcherAddresses(relay_, 4, "10.0.0.9:0", "");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("udp_address \"10.0.0.9:0\""));
+  // The relay's earlier stream still counts.
+  EXPECT_TRUE(registry_->OpenSession(agent_, "echo").ok());
+  absl::Status agent = registry_->SetWatcherAddresses(agent_, 5, "10.0.0.1:1", "");
+  EXPECT_EQ(agent.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ServiceRegistryTest, RefusesBadSessionOptions) {
+  ServiceRegistry::Options options = DefaultOptions();
+  options.session_ttl = absl::ZeroDuration();
+  absl::StatusOr<std::unique_ptr<ServiceRegistry>> registry =
+      ServiceRegistry::Create(&store_, &metrics_, options);
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(registry.status().message()), HasSubstr("--session_ttl"));
+  options = DefaultOptions();
+  options.max_sessions_per_agent = 0;
+  registry = ServiceRegistry::Create(&store_, &metrics_, options);
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ferry

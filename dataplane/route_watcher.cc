@@ -13,6 +13,11 @@ RouteWatcher::RouteWatcher(std::shared_ptr<grpc::Channel> channel, std::string n
 
 RouteWatcher::~RouteWatcher() { Stop(); }
 
+void RouteWatcher::SetDataAddresses(std::string udp_address, std::string stream_address) {
+  udp_address_ = std::move(udp_address);
+  stream_address_ = std::move(stream_address);
+}
+
 void RouteWatcher::Start() {
   thread_ = std::thread([this] { Run(); });
 }
@@ -53,6 +58,8 @@ void RouteWatcher::WatchOnce() {
   v1::RouteAck subscribe;
   subscribe.set_version(applied_version_.load());
   subscribe.set_node(node_);
+  subscribe.set_udp_address(udp_address_);
+  subscribe.set_stream_address(stream_address_);
   if (stream->Write(subscribe)) {
     v1::RouteSnapshot snapshot;
     while (stream->Read(&snapshot)) {

@@ -2,7 +2,9 @@
 // to the Intermediate open, hands each snapshot to the owner, and answers ACK
 // (applied) or NACK (refused, with the reason; the owner keeps its last good
 // snapshot). Reconnects with jittered exponential backoff after any failure,
-// so an Intermediate restart only delays updates.
+// so an Intermediate restart only delays updates. Every (re)subscription
+// announces the owner's data-plane addresses (SetDataAddresses), which the
+// Intermediate keeps for the life of the stream.
 #pragma once
 
 #include <atomic>
@@ -29,6 +31,14 @@ class RouteWatcher {
   RouteWatcher(std::shared_ptr<grpc::Channel> channel, std::string node, ApplyFn apply);
   ~RouteWatcher();  // Stops.
 
+  // The data-plane addresses sent in every subscription, "host:port" each
+  // (empty for none): where agents (for a relay) or relays (for a connector)
+  // send UDP frames and open stream transports. A relay that announces no
+  // UDP address is never given sessions. Call before Start (not thread-safe
+  // with the watcher's thread). A bad address makes the Intermediate end
+  // each stream INVALID_ARGUMENT (logged; the watcher retries with backoff).
+  void SetDataAddresses(std::string udp_address, std::string stream_address);
+
   void Start();
   // Cancels the stream and joins the thread. Idempotent.
   void Stop();
@@ -46,6 +56,9 @@ class RouteWatcher {
   const std::shared_ptr<grpc::Channel> channel_;
   const std::string node_;
   const ApplyFn apply_;
+  // Set before Start, read by the watcher's thread.
+  std::string udp_address_;
+  std::string stream_address_;
   std::thread thread_;
   std::atomic<uint64_t> applied_version_{0};
   std::atomic<bool> connected_{false};
