@@ -25,12 +25,19 @@ RouteWatcher::~RouteWatcher() {
   if (reader_.joinable()) reader_.join();
 }
 
+void RouteWatcher::SetDataAddresses(std::string udp_address, std::string stream_address) {
+  udp_address_ = std::move(udp_address);
+  stream_address_ = std::move(stream_address);
+}
+
 absl::Status RouteWatcher::Start() {
   if (stream_ != nullptr) return absl::FailedPreconditionError("the watcher was already started");
   context_.set_deadline(absl::ToChronoTime(absl::Now() + stream_deadline_));
   stream_ = stub_->WatchRoutes(&context_);
   v1::RouteAck subscribe;
   subscribe.set_node(node_);
+  subscribe.set_udp_address(udp_address_);
+  subscribe.set_stream_address(stream_address_);
   // Written before the reading thread starts: from then on only it writes.
   const bool sent = stream_->Write(subscribe);
   reader_ = std::thread([this] { ReadLoop(); });

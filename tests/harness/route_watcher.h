@@ -47,7 +47,12 @@ class RouteWatcher {
   RouteWatcher(const RouteWatcher&) = delete;
   RouteWatcher& operator=(const RouteWatcher&) = delete;
 
-  // Opens the stream and sends the subscription (version 0, no nonce).
+  // Data-plane addresses ("host:port", or anything else to test refusals)
+  // to announce in the subscription. Call before Start. Default: none.
+  void SetDataAddresses(std::string udp_address, std::string stream_address);
+
+  // Opens the stream and sends the subscription (version 0, no nonce, the
+  // data-plane addresses).
   // UNAVAILABLE when the write fails; FAILED_PRECONDITION when already started.
   absl::Status Start();
 
@@ -84,6 +89,8 @@ class RouteWatcher {
 
   const std::string node_;
   const absl::Duration stream_deadline_;
+  std::string udp_address_;
+  std::string stream_address_;
   std::unique_ptr<v1::Routes::Stub> stub_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::RouteAck, v1::RouteSnapshot>> stream_;
