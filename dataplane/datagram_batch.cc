@@ -7,13 +7,19 @@
 #include "glog/logging.h"
 
 namespace ferry::dataplane {
-namespace {
+namespace datagram_batch_internal {
 
-// Points message i's iovec at buffer i and, when `peers` is set, its name at peer i.
-void LinkMessages(size_t capacity, size_t datagram_size, uint8_t* buffers, iovec* iovecs,
-                  sockaddr_storage* peers, mmsghdr* messages) {
+DatagramSlots::DatagramSlots(size_t capacity, size_t datagram_size)
+    : capacity(capacity),
+      datagram_size(datagram_size),
+      buffers(new uint8_t[capacity * datagram_size]),
+      iovecs(new iovec[capacity]()),
+      peers(new sockaddr_storage[capacity]()),
+      messages(new mmsghdr[capacity]()) {
+  CHECK_GE(capacity, 1u) << "a datagram batch needs room for a datagram";
+  CHECK_GE(datagram_size, 1u) << "a datagram batch needs room for a datagram";
   for (size_t i = 0; i < capacity; ++i) {
-    iovecs[i].iov_base = buffers + i * datagram_size;
+    iovecs[i].iov_base = buffer(i);
     iovecs[i].iov_len = datagram_size;
     msghdr& header = messages[i].msg_hdr;
     header.msg_iov = &iovecs[i];
@@ -23,30 +29,19 @@ void LinkMessages(size_t capacity, size_t datagram_size, uint8_t* buffers, iovec
   }
 }
 
-}  // namespace
+}  // namespace datagram_batch_internal
 
-RecvBatch::RecvBatch(size_t capacity, size_t datagram_size)
-    : capacity_(capacity),
-      datagram_size_(datagram_size),
-      buffers_(new uint8_t[capacity * datagram_size]),
-      iovecs_(new iovec[capacity]()),
-      peers_(new sockaddr_storage[capacity]()),
-      messages_(new mmsghdr[capacity]()) {
-  CHECK_GE(capacity, 1u) << "a RecvBatch needs room for a datagram";
-  CHECK_GE(datagram_size, 1u) << "a RecvBatch needs room for a datagram";
-  LinkMessages(capacity_, datagram_size_, buffers_.get(), iovecs_.get(), peers_.get(),
-               messages_.get());
-}
+RecvBatch::RecvBatch(size_t capacity, size_t datagram_size) : slots_(capacity, datagram_size) {}
 
 int RecvBatch::Receive(int fd) {
   size_ = 0;
-  for (size_t i = 0; i < capacity_; ++i) {
+  for (size_t i = 0; i < slots_.capacity; ++i) {
     // The kernel overwrote these for the previous batch.
-    messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-    messages_[i].msg_hdr.msg_flags = 0;
+    slots_.messages[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    slots_.messages[i].msg_hdr.msg_flags = 0;
   }
-  const int received =
-      recvmmsg(fd, messages_.get(), static_cast<unsigned int>(capacity_), MSG_DONTWAIT, nullptr);
+  const int received = recvmmsg(fd, slots_.messages.get(),
+                                static_cast<unsigned int>(slots_.capacity), MSG_DONTWAIT, nullptr);
   if (received < 0) {
     const int error = errno;
     return error == EAGAIN || error == EWOULDBLOCK || error == EINTR ? 0 : -error;
@@ -57,41 +52,30 @@ int RecvBatch::Receive(int fd) {
 
 absl::Span<uint8_t> RecvBatch::data(size_t i) {
   DCHECK_LT(i, size_);
-  const size_t length = std::min<size_t>(messages_[i].msg_len, datagram_size_);
-  return absl::MakeSpan(buffers_.get() + i * datagram_size_, length);
+  const size_t length = std::min<size_t>(slots_.messages[i].msg_len, slots_.datagram_size);
+  return absl::MakeSpan(slots_.buffer(i), length);
 }
 
-SendBatch::SendBatch(size_t capacity, size_t datagram_size)
-    : capacity_(capacity),
-      datagram_size_(datagram_size),
-      buffers_(new uint8_t[capacity * datagram_size]),
-      iovecs_(new iovec[capacity]()),
-      peers_(new sockaddr_storage[capacity]()),
-      messages_(new mmsghdr[capacity]()) {
-  CHECK_GE(capacity, 1u) << "a SendBatch needs room for a datagram";
-  CHECK_GE(datagram_size, 1u) << "a SendBatch needs room for a datagram";
-  LinkMessages(capacity_, datagram_size_, buffers_.get(), iovecs_.get(), peers_.get(),
-               messages_.get());
-}
+SendBatch::SendBatch(size_t capacity, size_t datagram_size) : slots_(capacity, datagram_size) {}
 
 absl::Span<uint8_t> SendBatch::Next() {
-  if (size_ == capacity_) return {};
-  return absl::MakeSpan(buffers_.get() + size_ * datagram_size_, datagram_size_);
+  if (size_ == slots_.capacity) return {};
+  return absl::MakeSpan(slots_.buffer(size_), slots_.datagram_size);
 }
 
 void SendBatch::Commit(size_t len, const sockaddr* peer, socklen_t peer_len) {
-  CHECK_LT(size_, capacity_) << "SendBatch::Commit on a full batch";
-  CHECK_LE(len, datagram_size_) << "SendBatch::Commit of more bytes than a datagram holds";
+  CHECK_LT(size_, slots_.capacity) << "SendBatch::Commit on a full batch";
+  CHECK_LE(len, slots_.datagram_size) << "SendBatch::Commit of more bytes than a datagram holds";
   CHECK_LE(peer_len, sizeof(sockaddr_storage)) << "SendBatch::Commit: address too long";
   CHECK(peer != nullptr || peer_len == 0) << "SendBatch::Commit: null address with a length";
-  iovecs_[size_].iov_len = len;
-  msghdr& header = messages_[size_].msg_hdr;
+  slots_.iovecs[size_].iov_len = len;
+  msghdr& header = slots_.messages[size_].msg_hdr;
   if (peer == nullptr) {
     header.msg_name = nullptr;
     header.msg_namelen = 0;
   } else {
-    std::memcpy(&peers_[size_], peer, peer_len);
-    header.msg_name = &peers_[size_];
+    std::memcpy(&slots_.peers[size_], peer, peer_len);
+    header.msg_name = &slots_.peers[size_];
     header.msg_namelen = peer_len;
   }
   ++size_;
@@ -101,8 +85,8 @@ SendBatch::FlushResult SendBatch::Flush(int fd) {
   FlushResult result;
   size_t next = 0;
   while (next < size_) {
-    const int sent =
-        sendmmsg(fd, messages_.get() + next, static_cast<unsigned int>(size_ - next), MSG_DONTWAIT);
+    const int sent = sendmmsg(fd, slots_.messages.get() + next,
+                              static_cast<unsigned int>(size_ - next), MSG_DONTWAIT);
     if (sent > 0) {
       result.sent += static_cast<size_t>(sent);
       next += static_cast<size_t>(sent);

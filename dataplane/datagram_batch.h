@@ -20,6 +20,27 @@
 #include "absl/types/span.h"
 
 namespace ferry::dataplane {
+namespace datagram_batch_internal {
+
+// The preallocated storage both batches share: `capacity` buffers of `datagram_size` bytes, and
+// for each an iovec, a peer address and an mmsghdr pointing at them.
+struct DatagramSlots {
+  // Both must be >= 1 (CHECK).
+  DatagramSlots(size_t capacity, size_t datagram_size);
+  DatagramSlots(const DatagramSlots&) = delete;
+  DatagramSlots& operator=(const DatagramSlots&) = delete;
+
+  uint8_t* buffer(size_t i) const { return buffers.get() + i * datagram_size; }
+
+  const size_t capacity;
+  const size_t datagram_size;
+  const std::unique_ptr<uint8_t[]> buffers;
+  const std::unique_ptr<iovec[]> iovecs;
+  const std::unique_ptr<sockaddr_storage[]> peers;
+  const std::unique_ptr<mmsghdr[]> messages;
+};
+
+}  // namespace datagram_batch_internal
 
 class RecvBatch {
  public:
@@ -36,27 +57,22 @@ class RecvBatch {
 
   // Datagrams in the batch since the last Receive.
   size_t size() const { return size_; }
-  size_t capacity() const { return capacity_; }
-  size_t datagram_size() const { return datagram_size_; }
+  size_t capacity() const { return slots_.capacity; }
+  size_t datagram_size() const { return slots_.datagram_size; }
 
   // The i-th datagram (i < size()), mutable so that it can be decrypted in place; valid until
   // the next Receive. At most datagram_size() bytes: see truncated().
   absl::Span<uint8_t> data(size_t i);
   // The i-th datagram's sender (i < size()) and the length of its address.
-  const sockaddr_storage& peer(size_t i) const { return peers_[i]; }
-  socklen_t peer_len(size_t i) const { return messages_[i].msg_hdr.msg_namelen; }
+  const sockaddr_storage& peer(size_t i) const { return slots_.peers[i]; }
+  socklen_t peer_len(size_t i) const { return slots_.messages[i].msg_hdr.msg_namelen; }
   // True when the i-th datagram (i < size()) was bigger than datagram_size() and data(i) holds
   // only its first datagram_size() bytes (MSG_TRUNC): drop it.
-  bool truncated(size_t i) const { return (messages_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
+  bool truncated(size_t i) const { return (slots_.messages[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
 
  private:
-  const size_t capacity_;
-  const size_t datagram_size_;
+  datagram_batch_internal::DatagramSlots slots_;
   size_t size_ = 0;
-  const std::unique_ptr<uint8_t[]> buffers_;
-  const std::unique_ptr<iovec[]> iovecs_;
-  const std::unique_ptr<sockaddr_storage[]> peers_;
-  const std::unique_ptr<mmsghdr[]> messages_;
 };
 
 class SendBatch {
@@ -80,8 +96,8 @@ class SendBatch {
 
   // Committed datagrams waiting for Flush.
   size_t size() const { return size_; }
-  size_t capacity() const { return capacity_; }
-  size_t datagram_size() const { return datagram_size_; }
+  size_t capacity() const { return slots_.capacity; }
+  size_t datagram_size() const { return slots_.datagram_size; }
 
   struct FlushResult {
     size_t sent = 0;
@@ -98,13 +114,8 @@ class SendBatch {
   FlushResult Flush(int fd);
 
  private:
-  const size_t capacity_;
-  const size_t datagram_size_;
+  datagram_batch_internal::DatagramSlots slots_;
   size_t size_ = 0;
-  const std::unique_ptr<uint8_t[]> buffers_;
-  const std::unique_ptr<iovec[]> iovecs_;
-  const std::unique_ptr<sockaddr_storage[]> peers_;
-  const std::unique_ptr<mmsghdr[]> messages_;
 };
 
 }  // namespace ferry::dataplane

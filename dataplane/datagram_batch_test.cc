@@ -6,35 +6,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "absl/types/span.h"
 #include "common/unique_fd.h"
+#include "dataplane/testing/allocation_counter.h"
 #include "gtest/gtest.h"
-
-// Counts every operator new in this test binary, so that a test can check that the batch calls
-// allocate nothing.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace ferry::dataplane {
 namespace {
@@ -297,7 +278,7 @@ TEST(DatagramBatchAllocationTest, ReceiveNextCommitAndFlushDoNotAllocate) {
   RecvBatch receive(16, 128);
   const auto* to = reinterpret_cast<const sockaddr*>(&server.address);
 
-  const long before = g_allocations.load();
+  const long before = test::AllocationCount();
   size_t received = 0;
   size_t truncated = 0;
   for (int round = 0; round < 10; ++round) {
@@ -321,7 +302,7 @@ TEST(DatagramBatchAllocationTest, ReceiveNextCommitAndFlushDoNotAllocate) {
     }
     received += this_round;
   }
-  const long after = g_allocations.load();
+  const long after = test::AllocationCount();
   EXPECT_EQ(received, 160u);
   EXPECT_EQ(truncated, 80u);
   EXPECT_EQ(after, before);
@@ -329,9 +310,9 @@ TEST(DatagramBatchAllocationTest, ReceiveNextCommitAndFlushDoNotAllocate) {
 
 TEST(DatagramBatchAllocationTest, TheCounterSeesAllocations) {
   // Without this, the zero above could mean the counter is not linked in.
-  const long before = g_allocations.load();
+  const long before = test::AllocationCount();
   auto batch = std::make_unique<RecvBatch>(4, 64);
-  EXPECT_GT(g_allocations.load(), before);
+  EXPECT_GT(test::AllocationCount(), before);
 }
 
 }  // namespace
