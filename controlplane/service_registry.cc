@@ -755,10 +755,6 @@ void ServiceRegistry::RecordAck(const SpiffeId& id, uint64_t version) {
   if (id.role == "connector" && it != connectors_.end()) it->second.acked_route_version = version;
 }
 
-}  // namespace ferry
-
-namespace ferry {
-
 absl::Status ServiceRegistry::SetWatcherAddresses(const SpiffeId& id, uint64_t stream,
                                                   const std::string& udp_address,
                                                   const std::string& stream_address) {
