@@ -637,6 +637,7 @@ TEST_F(DataplaneE2eTest, RouteChangeAppliesWhileTrafficRuns) {
     const UdpFlowStats& stats = (*old_flows)->flow(i);
     at_change.push_back(stats);
     ASSERT_EQ(stats.foreign, 0u) << "flow " << i << ": " << Describe(stats);
+    ASSERT_GT(stats.answered, 0u) << "flow " << i << " got no echo: " << Describe(stats);
     ASSERT_EQ(stats.answered_by_prefix.size(), 1u)
         << "flow " << i << " did not stick to one backend: " << Describe(stats);
     if (stats.answered_by_prefix.count("b1:") != 0) {

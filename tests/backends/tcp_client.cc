@@ -106,6 +106,10 @@ absl::StatusOr<TcpReply> TcpExchange(const std::string& address, const TcpUpload
   int error = 0;
   socklen_t error_size = sizeof(error);
   getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &error_size);
+  if (error == ECONNRESET) {
+    // Accepted, then reset before this side looked: the peer's doing, as below.
+    return absl::DataLossError(absl::StrCat("connection reset: ", address, " right after connect"));
+  }
   if (error != 0) {
     return absl::UnavailableError(absl::StrCat("connect ", address, ": ", std::strerror(error)));
   }

@@ -142,7 +142,16 @@ absl::StatusOr<std::unique_ptr<Fabric>> Fabric::Start(DevPki& pki, FabricOptions
   for (const ConnectorSpec& spec : opts.connectors) {
     if (absl::Status s = fabric->StartConnector(spec); !s.ok()) return s;
   }
-  if (absl::Status s = fabric->WaitRouted(opts.ready_timeout); !s.ok()) return s;
+  if (absl::Status s = fabric->WaitRouted(opts.ready_timeout); !s.ok()) {
+    // Whoever did not get routed says why in its logs.
+    std::string tails = absl::StrCat(s.message(), "\n--- ", fabric->relay_->name(), " ---\n",
+                                     fabric->relay_->process().LogTail(4096));
+    for (Connector& connector : fabric->connectors_) {
+      absl::StrAppend(&tails, "\n--- ", connector.process->name(), " ---\n",
+                      connector.process->process().LogTail(4096));
+    }
+    return absl::Status(s.code(), tails);
+  }
   for (const AgentSpec& spec : opts.agents) {
     if (absl::Status s = fabric->StartAgent(spec); !s.ok()) return s;
   }
