@@ -8,129 +8,89 @@
 #include <cerrno>
 #include <utility>
 
-#include "dataplane/stream_conn.h"
-#include "glog/logging.h"
-
 namespace ferry::dataplane {
-
-using stream_internal::TakeSocketError;
 
 ByteSocket::ByteSocket(EventLoop* loop, UniqueFd fd, bool connecting, Delegate* delegate,
                        BufferPool* pool, size_t max_queued_bytes, absl::Span<uint8_t> read_buffer)
-    : loop_(loop),
-      fd_(std::move(fd)),
+    : StreamSocket(loop, std::move(fd), connecting, pool, max_queued_bytes, "TCP socket"),
       delegate_(delegate),
-      queue_(pool, max_queued_bytes),
-      read_buffer_(read_buffer),
-      connecting_(connecting) {
+      read_buffer_(read_buffer) {
   if (read_buffer_.empty()) {
     own_read_buffer_ = std::make_unique<uint8_t[]>(kDefaultReadChunk);
     read_buffer_ = absl::MakeSpan(own_read_buffer_.get(), kDefaultReadChunk);
   }
-  stream_internal::PrepareStreamSocket(fd_.get());
 }
 
-ByteSocket::~ByteSocket() {
-  if (registered_) loop_->Remove(fd_.get());
-}
-
-absl::Status ByteSocket::Start() {
-  if (registered_ || closed_) {
-    return absl::FailedPreconditionError("ByteSocket::Start: already started or closed");
-  }
-  interest_ = WantedEvents();
-  if (absl::Status added = loop_->Add(fd_.get(), interest_, this); !added.ok()) return added;
-  registered_ = true;
-  return absl::OkStatus();
-}
+ByteSocket::~ByteSocket() = default;
 
 bool ByteSocket::Write(absl::Span<const uint8_t> data) {
-  if (closed_ || shutdown_requested_) return false;
-  const bool was_empty = queue_.empty();
-  if (!queue_.Append(data)) return false;
+  if (closed() || shutdown_requested_) return false;
+  const bool was_empty = queue().empty();
+  if (!queue().Append(data)) return false;
   // A non-empty queue means the socket was full at the last try: EPOLLOUT flushes it.
-  if (was_empty && !connecting_ && deferred_error_.ok()) Flush();
+  if (was_empty && !connecting() && deferred_error().ok()) FlushAndCount();
   UpdateInterest();
   return true;
 }
 
 void ByteSocket::ShutdownWrite() {
-  if (closed_ || shutdown_requested_) return;
+  if (closed() || shutdown_requested_) return;
   shutdown_requested_ = true;
   MaybeShutdownWrite();
   UpdateInterest();
 }
 
 void ByteSocket::PauseReading() {
-  if (closed_ || paused_) return;
+  if (closed() || paused_) return;
   paused_ = true;
   UpdateInterest();
 }
 
 void ByteSocket::ResumeReading() {
-  if (closed_ || !paused_) return;
+  if (closed() || !paused_) return;
   paused_ = false;
   parked_ = false;
   UpdateInterest();
 }
 
-void ByteSocket::Close() { Finish(absl::CancelledError("the TCP socket was closed")); }
-
-void ByteSocket::Flush() {
-  const size_t before = queue_.bytes();
-  const absl::Status written = queue_.FlushTo(fd_.get());
-  drained_ += before - queue_.bytes();
-  if (!written.ok()) deferred_error_ = written;
-}
+void ByteSocket::FlushAndCount() { drained_ += Flush(); }
 
 void ByteSocket::MaybeShutdownWrite() {
-  if (!shutdown_requested_ || shutdown_done_ || connecting_ || !queue_.empty() ||
-      !deferred_error_.ok()) {
+  if (!shutdown_requested_ || shutdown_done_ || connecting() || !queue().empty() ||
+      !deferred_error().ok()) {
     return;
   }
   shutdown_done_ = true;
-  if (shutdown(fd_.get(), SHUT_WR) != 0) {
-    deferred_error_ = absl::ErrnoToStatus(errno, "TCP socket: shutdown(SHUT_WR) failed");
+  if (shutdown(fd(), SHUT_WR) != 0) {
+    DeferError(absl::ErrnoToStatus(errno, "TCP socket: shutdown(SHUT_WR) failed"));
   }
 }
 
 void ByteSocket::OnEvents(uint32_t epoll_events) {
-  if (closed_) return;
+  if (closed()) return;
   bool writable = (epoll_events & EPOLLOUT) != 0;
-  if (connecting_) {
-    if ((epoll_events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
-    if (absl::Status connected = TakeSocketError(fd_.get(), "TCP socket: connect failed");
-        !connected.ok()) {
-      Finish(connected);
-      return;
-    }
-    connecting_ = false;
+  if (connecting()) {
+    if (CompleteConnect(epoll_events) != ConnectProgress::kConnected) return;
     writable = true;
     delegate_->OnConnected(this);
-    if (closed_) return;
+    if (closed()) return;
   }
-  if ((epoll_events & EPOLLERR) != 0) {
-    if (absl::Status error = TakeSocketError(fd_.get(), "TCP socket error"); !error.ok()) {
-      Finish(error);
-      return;
-    }
-  }
-  if (writable && !queue_.empty() && deferred_error_.ok()) Flush();
+  if ((epoll_events & EPOLLERR) != 0 && !CheckSocketError()) return;
+  if (writable && !queue().empty() && deferred_error().ok()) FlushAndCount();
   MaybeShutdownWrite();
-  if (!deferred_error_.ok()) {
-    Finish(deferred_error_);
+  if (!deferred_error().ok()) {
+    Finish(deferred_error());
     return;
   }
   if (drained_ > 0) {
     const size_t drained = drained_;
     drained_ = 0;
     delegate_->OnDrained(this, drained);
-    if (closed_) return;
+    if (closed()) return;
   }
 
   bool budget_spent = false;
-  if (!paused_ && !read_closed_ &&
-      (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0) {
+  if (!paused_ && !read_closed_ && (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
     const size_t before = read_count_;
     if (!ReadData()) return;
     budget_spent = read_count_ - before >= kReadBudgetPerEvent;
@@ -139,11 +99,12 @@ void ByteSocket::OnEvents(uint32_t epoll_events) {
   // reset. epoll reports it whatever the registered events, so it must be dealt with here.
   if ((epoll_events & EPOLLHUP) != 0 && !budget_spent) {
     if (!shutdown_done_) {
-      // We sent no FIN, so the peer reset the connection (its error already read elsewhere).
+      // We sent no FIN, so the peer reset the connection (its error was taken by an earlier call).
       Finish(absl::UnavailableError("TCP socket: the connection was reset"));
       return;
     }
-    // Nothing left to do but read, which is paused or finished: wait out of the loop's sight.
+    // Nothing left to do but read, which is paused or finished: out of epoll's sight until
+    // ResumeReading.
     if (paused_ || read_closed_) parked_ = true;
   }
   UpdateInterest();
@@ -153,7 +114,7 @@ bool ByteSocket::ReadData() {
   const size_t limit = read_count_ + kReadBudgetPerEvent;
   while (!paused_ && read_count_ < limit) {
     const size_t room = std::min(read_buffer_.size(), limit - read_count_);
-    const ssize_t n = read(fd_.get(), read_buffer_.data(), room);
+    const ssize_t n = read(fd(), read_buffer_.data(), room);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
@@ -163,11 +124,11 @@ bool ByteSocket::ReadData() {
     if (n == 0) {
       read_closed_ = true;
       delegate_->OnReadClosed(this);
-      return !closed_;
+      return !closed();
     }
     read_count_ += static_cast<size_t>(n);
     delegate_->OnData(this, read_buffer_.first(static_cast<size_t>(n)));
-    if (closed_) return false;
+    if (closed()) return false;
   }
   return true;
 }
@@ -177,36 +138,12 @@ uint32_t ByteSocket::WantedEvents() const {
   if (parked_) return EPOLLET;
   uint32_t events = 0;
   if (!paused_ && !read_closed_) events |= EPOLLIN;
-  if (connecting_ || !queue_.empty() || drained_ > 0 || !deferred_error_.ok() ||
-      (shutdown_requested_ && !shutdown_done_)) {
+  if (NeedsWritable() || drained_ > 0 || (shutdown_requested_ && !shutdown_done_)) {
     events |= EPOLLOUT;
   }
   return events;
 }
 
-void ByteSocket::UpdateInterest() {
-  if (!registered_ || closed_) return;
-  const uint32_t wanted = WantedEvents();
-  if (wanted == interest_) return;
-  if (absl::Status modified = loop_->Modify(fd_.get(), wanted, this); !modified.ok()) {
-    // The fd is registered, so this is a bug; the next event reports it as the socket's end.
-    LOG(ERROR) << "TCP socket: " << modified;
-    deferred_error_ = modified;
-    return;
-  }
-  interest_ = wanted;
-}
-
-void ByteSocket::Finish(const absl::Status& why) {
-  if (closed_) return;
-  closed_ = true;
-  if (registered_) {
-    loop_->Remove(fd_.get());
-    registered_ = false;
-  }
-  fd_.reset();
-  queue_.Clear();
-  delegate_->OnClosed(this, why);
-}
+void ByteSocket::NotifyClosed(const absl::Status& why) { delegate_->OnClosed(this, why); }
 
 }  // namespace ferry::dataplane

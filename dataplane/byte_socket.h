@@ -7,7 +7,8 @@
 // (the owner pauses when its credit is spent), and shutdown(SHUT_WR) once the queue has drained.
 //
 // A ByteSocket lives on one EventLoop and is used only on that loop's thread. Callbacks run from
-// the loop only, never from inside a ByteSocket method the owner called (Close excepted).
+// the loop only, never from inside a ByteSocket method the owner called (Close excepted). Start,
+// Close, closed(), queued_bytes() and user_tag come from StreamSocket.
 
 #ifndef FERRY_DATAPLANE_BYTE_SOCKET_H_
 #define FERRY_DATAPLANE_BYTE_SOCKET_H_
@@ -21,11 +22,11 @@
 #include "common/unique_fd.h"
 #include "dataplane/buffer_pool.h"
 #include "dataplane/event_loop.h"
-#include "dataplane/write_queue.h"
+#include "dataplane/stream_socket.h"
 
 namespace ferry::dataplane {
 
-class ByteSocket : public EventLoop::Handler {
+class ByteSocket : public StreamSocket {
  public:
   // Size of the read buffer a socket allocates for itself when none is passed in.
   static constexpr size_t kDefaultReadChunk = 16 * 1024;
@@ -61,18 +62,12 @@ class ByteSocket : public EventLoop::Handler {
   // the socket's life; since OnData's bytes are valid during the call only, one buffer may be
   // shared by every ByteSocket of a loop (a per-worker scratch buffer: no per-connection read
   // memory). Its size is the most one OnData delivers.
+  //
+  // Start() registers it in the loop (StreamSocket); the destructor leaves the loop and closes
+  // the socket without calling OnClosed; Close() closes with OnClosed(CANCELLED) at once.
   ByteSocket(EventLoop* loop, UniqueFd fd, bool connecting, Delegate* delegate, BufferPool* pool,
              size_t max_queued_bytes, absl::Span<uint8_t> read_buffer = {});
-  // Leaves the loop and closes the socket, dropping queued bytes. Does not call OnClosed.
   ~ByteSocket() override;
-
-  ByteSocket(const ByteSocket&) = delete;
-  ByteSocket& operator=(const ByteSocket&) = delete;
-
-  // Registers in the loop (level-triggered). Call once, on the loop thread. Returns the loop's
-  // error if the fd cannot be added (then no callback is ever made), FAILED_PRECONDITION when
-  // already started or closed.
-  absl::Status Start();
 
   // Queues `data` and writes what the socket takes at once (unless bytes were already waiting or
   // it is still connecting). Returns false, queueing nothing, when the queue would exceed
@@ -90,45 +85,23 @@ class ByteSocket : public EventLoop::Handler {
   void ResumeReading();
   bool reading_paused() const { return paused_; }
 
-  // Bytes waiting in the write queue.
-  size_t queued_bytes() const { return queue_.bytes(); }
-  // True once OnClosed has been called.
-  bool closed() const { return closed_; }
-
-  // Closes now, dropping queued bytes, and calls OnClosed(CANCELLED) before returning (the only
-  // callback made from inside a call of the owner's). A no-op once closed.
-  void Close();
-
   // EventLoop::Handler; called by the loop only.
   void OnEvents(uint32_t epoll_events) override;
 
-  // For the owner; ByteSocket never reads it.
-  uintptr_t user_tag = 0;
-
  private:
-  // Writes what the socket takes now; counts the bytes for OnDrained; remembers a write error
-  // for the loop to report.
-  void Flush();
+  // StreamSocket.
+  uint32_t WantedEvents() const override;
+  void NotifyClosed(const absl::Status& why) override;
+  // Writes what the socket takes now, counting the bytes for OnDrained.
+  void FlushAndCount();
   // shutdown(SHUT_WR) when asked for and the queue is empty.
   void MaybeShutdownWrite();
   // Reads and delivers data, up to kReadBudgetPerEvent bytes. Returns false when closed.
   bool ReadData();
-  // The events the state needs; registers them (or leaves the loop while there is nothing to
-  // wait for, so that a hung-up socket does not spin the loop).
-  void UpdateInterest();
-  uint32_t WantedEvents() const;
-  // Leaves the loop, closes, and calls OnClosed(why). A no-op once closed.
-  void Finish(const absl::Status& why);
 
-  EventLoop* const loop_;
-  UniqueFd fd_;
   Delegate* const delegate_;
-  WriteQueue queue_;
   std::unique_ptr<uint8_t[]> own_read_buffer_;
   absl::Span<uint8_t> read_buffer_;
-  bool connecting_;
-  bool registered_ = false;
-  bool closed_ = false;
   bool paused_ = false;
   bool read_closed_ = false;         // EOF seen
   bool shutdown_requested_ = false;  // ShutdownWrite called
@@ -137,13 +110,10 @@ class ByteSocket : public EventLoop::Handler {
   // events, edge-triggered, until ResumeReading, as epoll reports a standing hang-up whatever
   // the registered events.
   bool parked_ = false;
-  uint32_t interest_ = 0;
   // Bytes written since the last OnDrained.
   size_t drained_ = 0;
   // Bytes read over the socket's life (for the per-event read budget).
   size_t read_count_ = 0;
-  // A write error met outside the loop, reported by the next OnEvents.
-  absl::Status deferred_error_;
 };
 
 }  // namespace ferry::dataplane

@@ -28,19 +28,20 @@ namespace {
 using test::LoopThread;
 using test::PatternBytes;
 
-constexpr absl::Duration kWait = absl::Seconds(10);
 constexpr size_t kQueueLimit = 1 << 20;
 
 // Records every callback; the test thread waits on it.
-class RecordingDelegate : public ByteSocket::Delegate {
+class RecordingDelegate : public ByteSocket::Delegate, public test::CallbackRecorder {
  public:
   void OnConnected(ByteSocket* /*socket*/) override {
     MutexLock lock(&mu_);
+    Recorded();
     ++connected_;
   }
   void OnData(ByteSocket* socket, absl::Span<const uint8_t> data) override {
     {
       MutexLock lock(&mu_);
+      Recorded();
       data_.insert(data_.end(), data.begin(), data.end());
       largest_read_ = std::max(largest_read_, data.size());
     }
@@ -48,15 +49,18 @@ class RecordingDelegate : public ByteSocket::Delegate {
   }
   void OnReadClosed(ByteSocket* /*socket*/) override {
     MutexLock lock(&mu_);
+    Recorded();
     ++read_closed_;
   }
   void OnDrained(ByteSocket* /*socket*/, size_t bytes_written) override {
     MutexLock lock(&mu_);
+    Recorded();
     EXPECT_GT(bytes_written, 0u);
     drained_ += bytes_written;
   }
   void OnClosed(ByteSocket* /*socket*/, const absl::Status& why) override {
     MutexLock lock(&mu_);
+    Recorded();
     closes_.push_back(why);
   }
 
@@ -93,14 +97,6 @@ class RecordingDelegate : public ByteSocket::Delegate {
   std::function<void(ByteSocket*, absl::Span<const uint8_t>)> on_data;
 
  private:
-  // Waits until `done` holds (evaluated under the lock); false after kWait.
-  bool WaitFor(const std::function<bool()>& done) {
-    MutexLock lock(&mu_);
-    return AwaitWithTimeout(&mu_, absl::Condition(&done, &std::function<bool()>::operator()),
-                            kWait);
-  }
-
-  absl::Mutex mu_;
   int connected_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint8_t> data_ ABSL_GUARDED_BY(mu_);
   size_t largest_read_ ABSL_GUARDED_BY(mu_) = 0;

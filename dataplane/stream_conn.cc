@@ -1,9 +1,7 @@
 #include "dataplane/stream_conn.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,68 +14,23 @@
 #include "absl/strings/str_cat.h"
 #include "common/listen_address.h"
 #include "dataplane/big_endian.h"
-#include "glog/logging.h"
 
 namespace ferry::dataplane {
 
-namespace stream_internal {
-
-absl::Status TakeSocketError(int fd, absl::string_view what) {
-  int error = 0;
-  socklen_t length = sizeof(error);
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(what, ": getsockopt(SO_ERROR)"));
-  }
-  if (error != 0) return absl::ErrnoToStatus(error, what);
-  return absl::OkStatus();
-}
-
-void PrepareStreamSocket(int fd) {
-  const int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0 && (flags & O_NONBLOCK) == 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  const int one = 1;
-  // Fails with EOPNOTSUPP on a non-TCP socket (a socketpair in a test): nothing to do then.
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-}  // namespace stream_internal
-
-using stream_internal::TakeSocketError;
-
 StreamConn::StreamConn(EventLoop* loop, UniqueFd fd, bool connecting, Delegate* delegate,
                        BufferPool* pool, size_t max_queued_bytes)
-    : loop_(loop),
-      fd_(std::move(fd)),
+    : StreamSocket(loop, std::move(fd), connecting, pool, max_queued_bytes, "stream connection"),
       delegate_(delegate),
-      queue_(pool, max_queued_bytes),
-      read_buffer_(std::make_unique<uint8_t[]>(kReadBufferSize)),
-      connecting_(connecting) {
-  stream_internal::PrepareStreamSocket(fd_.get());
-}
+      read_buffer_(std::make_unique<uint8_t[]>(kReadBufferSize)) {}
 
-StreamConn::~StreamConn() {
-  if (registered_) loop_->Remove(fd_.get());
-}
-
-absl::Status StreamConn::Start() {
-  if (registered_ || closed_) {
-    return absl::FailedPreconditionError("StreamConn::Start: already started or closed");
-  }
-  interest_ = EPOLLIN;
-  if (connecting_ || !queue_.empty() || writable_due() || !deferred_error_.ok()) {
-    interest_ |= EPOLLOUT;
-  }
-  if (absl::Status added = loop_->Add(fd_.get(), interest_, this); !added.ok()) return added;
-  registered_ = true;
-  return absl::OkStatus();
-}
+StreamConn::~StreamConn() = default;
 
 bool StreamConn::Send(absl::Span<const uint8_t> frame) {
-  if (closed_ || frame.size() < kMinFrameSize || frame.size() > kMaxFrameSize) return false;
+  if (closed() || frame.size() < kMinFrameSize || frame.size() > kMaxFrameSize) return false;
   uint8_t prefix[kLengthPrefixSize];
   StoreBigEndian16(prefix, static_cast<uint16_t>(frame.size()));
-  const bool was_empty = queue_.empty();
-  if (!queue_.AppendAll({absl::MakeConstSpan(prefix), frame})) {
+  const bool was_empty = queue().empty();
+  if (!queue().AppendAll({absl::MakeConstSpan(prefix), frame})) {
     // With nothing queued no flush is coming to make room (the frame is over the limit, or other
     // connections hold the pool): promising OnWritable then would only spin the loop.
     if (!was_empty) {
@@ -87,43 +40,31 @@ bool StreamConn::Send(absl::Span<const uint8_t> frame) {
     return false;
   }
   // A non-empty queue means the socket was full at the last try: EPOLLOUT flushes it.
-  if (was_empty && !connecting_ && deferred_error_.ok()) Flush();
+  if (was_empty && !connecting() && deferred_error().ok()) Flush();
   if (over_low_water()) want_writable_ = true;
   UpdateInterest();
   return true;
 }
 
-void StreamConn::Close() { Finish(absl::CancelledError("the stream connection was closed")); }
-
-void StreamConn::Flush() {
-  if (absl::Status written = queue_.FlushTo(fd_.get()); !written.ok()) {
-    deferred_error_ = written;
-  }
-}
-
 void StreamConn::OnEvents(uint32_t epoll_events) {
-  if (closed_) return;
+  if (closed()) return;
   bool writable = (epoll_events & EPOLLOUT) != 0;
-  if (connecting_) {
-    if ((epoll_events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
-    if (absl::Status connected = TakeSocketError(fd_.get(), "stream connection: connect failed");
-        !connected.ok()) {
-      Finish(connected);
-      return;
-    }
-    connecting_ = false;
+  if (connecting()) {
+    const ConnectProgress progress = CompleteConnect(epoll_events);
+    if (progress != ConnectProgress::kConnected) return;
     writable = true;
   }
-  if (writable && !queue_.empty() && deferred_error_.ok()) Flush();
-  if (!deferred_error_.ok()) {
-    Finish(deferred_error_);
+  if (writable && !queue().empty() && deferred_error().ok()) Flush();
+  if (!deferred_error().ok()) {
+    Finish(deferred_error());
     return;
   }
   if (writable_due()) {
     want_writable_ = false;
     delegate_->OnWritable(this);
-    if (closed_) return;
+    if (closed()) return;
   }
+  // EPOLLERR and EPOLLHUP too: the read reports the error, or the end of the stream.
   if ((epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0 && !ReadFrames()) return;
   UpdateInterest();
 }
@@ -133,7 +74,7 @@ bool StreamConn::ReadFrames() {
   while (budget > 0) {
     MakeReadRoom();
     const size_t room = std::min(kReadBufferSize - read_end_, budget);
-    const ssize_t n = read(fd_.get(), read_buffer_.get() + read_end_, room);
+    const ssize_t n = read(fd(), read_buffer_.get() + read_end_, room);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
@@ -170,7 +111,7 @@ bool StreamConn::DispatchFrames() {
     read_start_ += kLengthPrefixSize + length;
     // The bytes stay put until the next read, which only this object does, after the call.
     delegate_->OnFrame(this, absl::MakeSpan(frame, length));
-    if (closed_) return false;
+    if (closed()) return false;
   }
   if (read_start_ == read_end_) read_start_ = read_end_ = 0;
   return true;
@@ -190,33 +131,13 @@ void StreamConn::MakeReadRoom() {
   read_end_ = partial;
 }
 
-void StreamConn::UpdateInterest() {
-  if (!registered_ || closed_) return;
-  uint32_t wanted = EPOLLIN;
-  if (connecting_ || !queue_.empty() || writable_due() || !deferred_error_.ok()) {
-    wanted |= EPOLLOUT;
-  }
-  if (wanted == interest_) return;
-  if (absl::Status modified = loop_->Modify(fd_.get(), wanted, this); !modified.ok()) {
-    // The fd is registered, so this is a bug; the next event reports it as the connection's end.
-    LOG(ERROR) << "stream connection: " << modified;
-    deferred_error_ = modified;
-    return;
-  }
-  interest_ = wanted;
+uint32_t StreamConn::WantedEvents() const {
+  uint32_t events = EPOLLIN;
+  if (NeedsWritable() || writable_due()) events |= EPOLLOUT;
+  return events;
 }
 
-void StreamConn::Finish(const absl::Status& why) {
-  if (closed_) return;
-  closed_ = true;
-  if (registered_) {
-    loop_->Remove(fd_.get());
-    registered_ = false;
-  }
-  fd_.reset();
-  queue_.Clear();
-  delegate_->OnClosed(this, why);
-}
+void StreamConn::NotifyClosed(const absl::Status& why) { delegate_->OnClosed(this, why); }
 
 absl::StatusOr<UniqueFd> ConnectTcp(const std::string& host_port) {
   std::string host;
@@ -247,7 +168,6 @@ absl::StatusOr<UniqueFd> ConnectTcp(const std::string& host_port) {
   if (!fd) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot connect to ", host_port, ": socket()"));
   }
-  stream_internal::PrepareStreamSocket(fd.get());
   if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), address_length) != 0 &&
       errno != EINPROGRESS) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot connect to ", host_port));

@@ -7,9 +7,9 @@
 // signals (Send refuses past the queue limit; OnWritable once the queue has drained). Per-flow
 // logic (open, close, half-close, WINDOW credit) belongs to the owner.
 //
-// A StreamConn lives on one EventLoop and is used only on that loop's thread. Callbacks never run
-// from inside a StreamConn method the owner called (Send, Close excepted: see there); they run
-// from the loop.
+// A StreamConn lives on one EventLoop and is used only on that loop's thread. Callbacks run from
+// the loop, never from inside a StreamConn method the owner called (Close excepted). Start,
+// Close, closed(), queued_bytes() and user_tag come from StreamSocket.
 
 #ifndef FERRY_DATAPLANE_STREAM_CONN_H_
 #define FERRY_DATAPLANE_STREAM_CONN_H_
@@ -27,11 +27,11 @@
 #include "dataplane/buffer_pool.h"
 #include "dataplane/event_loop.h"
 #include "dataplane/frame.h"
-#include "dataplane/write_queue.h"
+#include "dataplane/stream_socket.h"
 
 namespace ferry::dataplane {
 
-class StreamConn : public EventLoop::Handler {
+class StreamConn : public StreamSocket {
  public:
   // Bytes of the length prefix in front of every frame.
   static constexpr size_t kLengthPrefixSize = 2;
@@ -62,23 +62,16 @@ class StreamConn : public EventLoop::Handler {
   // Takes `fd`, a TCP socket that is connected or, with `connecting` = true, in the middle of a
   // non-blocking connect (ConnectTcp): then frames sent before the connection completes are
   // queued and go out once it does; a failed connect is reported by OnClosed. The fd is made
-  // non-blocking. `loop`, `delegate` and `pool` must outlive the connection. `max_queued_bytes`
-  // bounds the write queue (length prefixes included); it should be at least
+  // non-blocking, with TCP_NODELAY. `loop`, `delegate` and `pool` must outlive the connection.
+  // `max_queued_bytes` bounds the write queue (length prefixes included); it should be at least
   // kLengthPrefixSize + kMaxFrameSize, or the largest frames are never accepted, and the pool
   // should hold that much for each of its connections, or a connection with an empty queue may
   // find the pool taken by the others. Allocates the 2 + 65535-byte read buffer here.
+  // Start() registers it in the loop (StreamSocket); the destructor leaves the loop and closes
+  // the socket without calling OnClosed; Close() closes with OnClosed(CANCELLED) at once.
   StreamConn(EventLoop* loop, UniqueFd fd, bool connecting, Delegate* delegate, BufferPool* pool,
              size_t max_queued_bytes);
-  // Leaves the loop and closes the socket, dropping queued frames. Does not call OnClosed.
   ~StreamConn() override;
-
-  StreamConn(const StreamConn&) = delete;
-  StreamConn& operator=(const StreamConn&) = delete;
-
-  // Registers in the loop (level-triggered). Call once, on the loop thread. Returns the loop's
-  // error if the fd cannot be added (then no callback is ever made), FAILED_PRECONDITION when
-  // already started or closed.
-  absl::Status Start();
 
   // Queues one frame; the length prefix is added here. Returns false, queueing nothing, when the
   // frame would take the queue past max_queued_bytes or the pool has no room (backpressure: drop
@@ -89,22 +82,11 @@ class StreamConn : public EventLoop::Handler {
   // loop. Allowed before Start.
   bool Send(absl::Span<const uint8_t> frame);
 
-  // Bytes waiting to be written, length prefixes included.
-  size_t queued_bytes() const { return queue_.bytes(); }
   // Whether more than half of max_queued_bytes is queued (the low-water mark for OnWritable).
-  bool over_low_water() const { return queue_.bytes() > queue_.limit_bytes() / 2; }
-  // True once the connection is closed (OnClosed has been called).
-  bool closed() const { return closed_; }
-
-  // Closes now, dropping queued frames, and calls OnClosed(CANCELLED) before returning (the
-  // only callback made from inside a call of the owner's). A no-op once closed.
-  void Close();
+  bool over_low_water() const { return queue().bytes() > queue().limit_bytes() / 2; }
 
   // EventLoop::Handler; called by the loop only.
   void OnEvents(uint32_t epoll_events) override;
-
-  // For the owner (e.g. the peer's index in its table); StreamConn never reads it.
-  uintptr_t user_tag = 0;
 
  private:
   // Size of the read buffer: one length prefix and the largest frame.
@@ -113,54 +95,30 @@ class StreamConn : public EventLoop::Handler {
   static constexpr size_t kMinReadRoom = 4096;
 
   bool writable_due() const { return want_writable_ && !over_low_water(); }
-  // Writes what the socket takes now; remembers a write error for the loop to report.
-  void Flush();
+  // StreamSocket.
+  uint32_t WantedEvents() const override;
+  void NotifyClosed(const absl::Status& why) override;
   // Reads and dispatches frames, up to kReadBudgetPerEvent bytes. Returns false when closed.
   bool ReadFrames();
   // Dispatches every whole frame in the read buffer. Returns false when closed.
   bool DispatchFrames();
   // Moves a partial frame to the front of the read buffer when it would not fit.
   void MakeReadRoom();
-  // Registers the events the state needs (EPOLLOUT while connecting, queued, or owing a call).
-  void UpdateInterest();
-  // Leaves the loop, closes, and calls OnClosed(why). A no-op once closed.
-  void Finish(const absl::Status& why);
 
-  EventLoop* const loop_;
-  UniqueFd fd_;
   Delegate* const delegate_;
-  WriteQueue queue_;
   std::unique_ptr<uint8_t[]> read_buffer_;
   size_t read_start_ = 0;  // first byte of the frame being assembled
   size_t read_end_ = 0;    // end of the bytes read
-  bool connecting_;
-  bool registered_ = false;
-  bool closed_ = false;
   // The owner is owed an OnWritable (the queue went over the low-water mark or a Send failed).
   bool want_writable_ = false;
-  uint32_t interest_ = 0;
-  // A write error met outside the loop, reported by the next OnEvents.
-  absl::Status deferred_error_;
 };
 
 // Starts a non-blocking connect to `host_port`, an IP literal and a port ("10.0.0.7:7000",
-// "[::1]:7000"). Returns the socket (non-blocking, close-on-exec, TCP_NODELAY), still connecting:
+// "[::1]:7000"). Returns the socket (non-blocking, close-on-exec), still connecting:
 // hand it to StreamConn or ByteSocket with connecting = true, which report the outcome. Returns
 // INVALID_ARGUMENT for an address that is not an IP literal with a port from 1 to 65535, and the
 // errno status of socket() or of a connect() that failed at once (e.g. no route). Any thread.
 absl::StatusOr<UniqueFd> ConnectTcp(const std::string& host_port);
-
-namespace stream_internal {
-
-// The pending error of socket `fd` (SO_ERROR, which reading clears) as a status naming `what`;
-// OK when there is none. For the stream sockets' connect and error handling.
-absl::Status TakeSocketError(int fd, absl::string_view what);
-
-// Makes `fd` non-blocking and, when it is TCP, disables Nagle's algorithm (frames and relayed
-// bytes are written when they are ready; the write queue does the batching). Best effort.
-void PrepareStreamSocket(int fd);
-
-}  // namespace stream_internal
 
 }  // namespace ferry::dataplane
 

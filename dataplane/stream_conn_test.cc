@@ -29,15 +29,15 @@ namespace {
 using test::LoopThread;
 using test::PatternBytes;
 
-constexpr absl::Duration kWait = absl::Seconds(10);
 constexpr size_t kLargeQueue = 4 * (StreamConn::kLengthPrefixSize + kMaxFrameSize);
 
 // Records every callback; the test thread waits on it.
-class RecordingDelegate : public StreamConn::Delegate {
+class RecordingDelegate : public StreamConn::Delegate, public test::CallbackRecorder {
  public:
   void OnFrame(StreamConn* conn, absl::Span<uint8_t> frame) override {
     {
       MutexLock lock(&mu_);
+      Recorded();
       frames_.emplace_back(frame.begin(), frame.end());
     }
     if (on_frame) on_frame(conn, frame);
@@ -45,12 +45,14 @@ class RecordingDelegate : public StreamConn::Delegate {
   void OnWritable(StreamConn* conn) override {
     {
       MutexLock lock(&mu_);
+      Recorded();
       ++writable_calls_;
     }
     if (on_writable) on_writable(conn);
   }
   void OnClosed(StreamConn* /*conn*/, const absl::Status& why) override {
     MutexLock lock(&mu_);
+    Recorded();
     closes_.push_back(why);
   }
 
@@ -86,15 +88,6 @@ class RecordingDelegate : public StreamConn::Delegate {
   std::function<void(StreamConn*)> on_writable;
 
  private:
-  // Waits until `done` holds (evaluated under the lock, so it reads the fields directly);
-  // false after kWait.
-  bool WaitFor(const std::function<bool()>& done) {
-    MutexLock lock(&mu_);
-    return AwaitWithTimeout(&mu_, absl::Condition(&done, &std::function<bool()>::operator()),
-                            kWait);
-  }
-
-  absl::Mutex mu_;
   std::vector<std::vector<uint8_t>> frames_ ABSL_GUARDED_BY(mu_);
   int writable_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<absl::Status> closes_ ABSL_GUARDED_BY(mu_);

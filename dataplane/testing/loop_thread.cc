@@ -44,4 +44,17 @@ void LoopThread::WaitForRound() {
   for (int i = 0; i < 3; ++i) RunSync([] {});
 }
 
+bool CallbackRecorder::WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  MutexLock lock(&mu_);
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    // CondVarWait of common/mutex_lock.h, with a deadline.
+    mutex_lock_internal::Releasing(&mu_);
+    cv_.WaitWithDeadline(&mu_, deadline);
+    mutex_lock_internal::Acquired(&mu_);
+  }
+  return true;
+}
+
 }  // namespace ferry::dataplane::test

@@ -5,6 +5,7 @@
 //   loop_thread.RunSync([&] { conn = std::make_unique<StreamConn>(loop_thread.loop(), ...); });
 //
 // Everything that touches a loop-bound object goes through RunSync (or runs in its callbacks).
+// CallbackRecorder is the base for test delegates that record callbacks for the test thread.
 
 #ifndef FERRY_DATAPLANE_TESTING_LOOP_THREAD_H_
 #define FERRY_DATAPLANE_TESTING_LOOP_THREAD_H_
@@ -13,6 +14,9 @@
 #include <memory>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "dataplane/event_loop.h"
 
 namespace ferry::dataplane::test {
@@ -40,6 +44,26 @@ class LoopThread {
  private:
   std::unique_ptr<EventLoop> loop_;
   std::thread thread_;
+};
+
+// A base for test delegates: their callbacks (on the loop thread) record what they saw under mu_
+// and call Recorded(); the test thread waits for a condition over the records with WaitFor.
+class CallbackRecorder {
+ protected:
+  // Wakes WaitFor; call under mu_ after recording.
+  void Recorded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { cv_.SignalAll(); }
+
+  // Waits until `done` holds and returns true, or false once `timeout` has passed. `done` runs
+  // on the calling thread with mu_ held (locked through common/mutex_lock.h), so it reads the
+  // records directly and ThreadSanitizer sees the callbacks' writes happen before it
+  // (absl::Mutex::Await would run it inside uninstrumented libabsl).
+  bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10))
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::Mutex mu_;
+
+ private:
+  absl::CondVar cv_;
 };
 
 }  // namespace ferry::dataplane::test
