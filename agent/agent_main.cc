@@ -1,68 +1,338 @@
-// ferry-agent: the client. In this version it validates its exposures, proves
-// it can authenticate to the Intermediate (an mTLS connection the Intermediate
-// accepts) and stays connected. Opening data-plane sessions and serving the
-// exposed services locally come with the data plane; until then the agent
-// forwards no traffic and says so at start.
+// ferry-agent: the client. For each exposed service it asks the Intermediate
+// for a data-plane session (Sessions.OpenSession), binds a local listener
+// (UDP or TCP, as the service is) and carries the traffic through the relay.
+// Sessions are renewed at half their lifetime, and re-opened when their relay
+// stops answering probes (a relay or Intermediate restart).
+#include <chrono>
+#include <map>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/agent_worker.h"
+#include "common/admin_http_server.h"
+#include "common/backoff.h"
+#include "common/grpc_status.h"
 #include "common/intermediate_channel.h"
+#include "common/listen_address.h"
+#include "common/metrics.h"
+#include "common/mutex_lock.h"
 #include "common/naming.h"
 #include "common/process.h"
-#include "common/service_spec_validation.h"
+#include "dataplane/dataplane_metrics.h"
+#include "dataplane/udp_socket_group.h"
+#include "discovery/config_loader.h"
+#include "ferry/v1/config.pb.h"
+#include "ferry/v1/sessions.grpc.pb.h"
 #include "glog/logging.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/client_context.h"
 
-ABSL_FLAG(std::string, intermediate, "127.0.0.1:7443", "Intermediate gRPC address.");
+ABSL_FLAG(std::string, config, "", "Agent config file (YAML, ferry.v1.AgentConfig).");
+ABSL_FLAG(std::string, intermediate, "",
+          "Intermediate gRPC address; overrides the config (default 127.0.0.1:7443).");
 ABSL_FLAG(std::string, ca_cert, "", "PEM CA certificate of the fabric.");
 ABSL_FLAG(std::string, cert, "", "PEM certificate of this agent (role agent).");
 ABSL_FLAG(std::string, key, "", "PEM private key of this agent.");
-ABSL_FLAG(std::vector<std::string>, expose, {},
-          "Services to expose, as service=host:port (comma-separated or repeated).");
+namespace ferry {
+// --expose values; unlike absl's vector flags, repeating the flag adds to the
+// list instead of replacing it.
+struct ExposeList {
+  std::vector<std::string> items;
+};
+bool AbslParseFlag(absl::string_view text, ExposeList* list, std::string* /*error*/) {
+  // Occurrences are parsed in command-line order; each one adds its items.
+  static std::vector<std::string>* const seen = new std::vector<std::string>();
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    seen->emplace_back(item);
+  }
+  list->items = *seen;
+  return true;
+}
+std::string AbslUnparseFlag(const ExposeList& list) { return absl::StrJoin(list.items, ","); }
+}  // namespace ferry
+
+ABSL_FLAG(ferry::ExposeList, expose, {},
+          "A service to expose, as service=host:port or just service (listens on "
+          "127.0.0.1:<the service's port>); repeat the flag, or separate with commas.");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:0", "Admin HTTP address for /metrics.");
 
 namespace ferry {
 namespace {
 
-int Run() {
-  std::vector<std::string> exposures = absl::GetFlag(FLAGS_expose);
-  for (const std::string& exposure : exposures) {
-    std::vector<std::string> parts = absl::StrSplit(exposure, absl::MaxSplits('=', 1));
-    std::string host;
-    uint16_t port = 0;
-    if (parts.size() != 2 || !SplitHostPort(parts[1], &host, &port)) {
-      LOG(ERROR) << "--expose \"" << exposure << "\" is not service=host:port";
-      return 2;
+using agent::AgentWorker;
+using agent::SessionGrant;
+
+struct ExposureState {
+  std::string service;
+  std::string listen;  // may be empty: 127.0.0.1:<port>
+  bool bound = false;
+  std::string bound_address;
+  v1::Protocol protocol = v1::PROTOCOL_UNSPECIFIED;
+  bool attempted = false;
+  bool have_session = false;
+  bool dead = false;
+  absl::Time renew_at = absl::InfinitePast();
+  absl::Time next_attempt = absl::InfinitePast();
+  std::unique_ptr<Backoff> backoff = std::make_unique<Backoff>(absl::Seconds(1), absl::Seconds(30));
+};
+
+std::string FlagOr(const absl::Flag<std::string>& flag, const std::string& fallback) {
+  std::string value = absl::GetFlag(flag);
+  return value.empty() ? fallback : value;
+}
+
+absl::StatusOr<std::vector<ExposureState>> ParseExposures(const v1::AgentConfig& config) {
+  std::vector<ExposureState> out;
+  for (const v1::Exposure& e : config.exposures()) {
+    ExposureState state;
+    state.service = e.service();
+    state.listen = e.listen();
+    out.push_back(std::move(state));
+  }
+  for (const std::string& flag : absl::GetFlag(FLAGS_expose).items) {
+    std::vector<std::string> parts = absl::StrSplit(flag, absl::MaxSplits('=', 1));
+    ExposureState state;
+    state.service = parts[0];
+    if (parts.size() == 2) state.listen = parts[1];
+    out.push_back(std::move(state));
+  }
+  for (const ExposureState& state : out) {
+    if (absl::Status s = ValidateName(NameKind::kService, state.service); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("exposure \"", state.service, "\": ", s.message()));
     }
-    if (absl::Status s = ValidateName(NameKind::kService, parts[0]); !s.ok()) {
-      LOG(ERROR) << "--expose: " << s.message();
-      return 2;
+    if (!state.listen.empty()) {
+      std::string host;
+      uint16_t port = 0;
+      if (absl::Status s = ParseHostPort(state.listen, PortRule::kAllowZero, &host, &port);
+          !s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("exposure \"", state.service, "\": listen address: ", s.message()));
+      }
     }
   }
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = DialIntermediate(
-      absl::GetFlag(FLAGS_intermediate),
-      TlsFiles{absl::GetFlag(FLAGS_ca_cert), absl::GetFlag(FLAGS_cert), absl::GetFlag(FLAGS_key)});
+  return out;
+}
+
+absl::StatusOr<SessionGrant> OpenSession(v1::Sessions::Stub& stub, const std::string& service,
+                                         v1::OpenSessionResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::OpenSessionRequest request;
+  request.set_service(service);
+  grpc::Status status = stub.OpenSession(&context, request, response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  SessionGrant grant;
+  grant.session_id = response->agent_hop().session_id();
+  grant.key = response->agent_hop().key();
+  grant.service_id = response->service_id();
+  absl::StatusOr<dataplane::SocketAddress> relay =
+      dataplane::ParseSocketAddress(response->relay_address(), /*resolve=*/true);
+  if (!relay.ok()) return relay.status();
+  grant.relay_udp = *relay;
+  grant.relay_stream = response->relay_stream_address();
+  absl::Duration ttl =
+      absl::Seconds(response->ttl().seconds()) + absl::Nanoseconds(response->ttl().nanos());
+  if (ttl <= absl::ZeroDuration()) ttl = absl::Minutes(10);
+  grant.expires_at = absl::Now() + ttl;
+  return grant;
+}
+
+// Binds the local listener of an exposure now that its protocol is known.
+absl::StatusOr<UniqueFd> BindExposure(ExposureState& state, uint32_t service_port) {
+  std::string listen =
+      state.listen.empty() ? absl::StrCat("127.0.0.1:", service_port) : state.listen;
+  int port = 0;
+  UniqueFd fd;
+  if (state.protocol == v1::PROTOCOL_TCP) {
+    absl::StatusOr<UniqueFd> listener = dataplane::OpenTcpListener(listen, /*reuse_port=*/false);
+    if (!listener.ok()) return listener.status();
+    fd = *std::move(listener);
+  } else {
+    absl::StatusOr<dataplane::UdpSocketGroup> group = dataplane::OpenUdpSocketGroup(listen, 1);
+    if (!group.ok()) return group.status();
+    fd = std::move(group->sockets[0]);
+  }
+  absl::StatusOr<int> bound = LocalPort(fd.get());
+  if (bound.ok()) port = *bound;
+  state.bound_address = BoundAddress(listen, port);
+  state.bound = true;
+  return fd;
+}
+
+int Run() {
+  v1::AgentConfig config;
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (!path.empty()) {
+    absl::StatusOr<v1::AgentConfig> loaded = discovery::LoadConfigFile<v1::AgentConfig>(path);
+    if (!loaded.ok()) {
+      LOG(ERROR) << loaded.status().message();
+      return 2;
+    }
+    config = *std::move(loaded);
+  }
+  absl::StatusOr<std::vector<ExposureState>> parsed = ParseExposures(config);
+  if (!parsed.ok()) {
+    LOG(ERROR) << parsed.status().message();
+    return 2;
+  }
+  std::vector<ExposureState> exposures = *std::move(parsed);
+  const std::string intermediate =
+      FlagOr(FLAGS_intermediate,
+             config.intermediates().empty() ? "127.0.0.1:7443" : config.intermediates(0));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      DialIntermediate(intermediate, TlsFiles{FlagOr(FLAGS_ca_cert, config.tls().ca_cert()),
+                                              FlagOr(FLAGS_cert, config.tls().cert()),
+                                              FlagOr(FLAGS_key, config.tls().key())});
   if (!channel.ok()) {
     LOG(ERROR) << channel.status();
     return 2;
   }
-  if (!(*channel)->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-    LOG(ERROR) << "Cannot establish mTLS with the Intermediate at "
-               << absl::GetFlag(FLAGS_intermediate)
-               << " (is it running, and is this certificate signed by its CA?)";
+  std::unique_ptr<v1::Sessions::Stub> stub = v1::Sessions::NewStub(*channel);
+
+  // The worker's own UDP socket, for frames to and from relays.
+  absl::StatusOr<dataplane::UdpSocketGroup> udp =
+      dataplane::OpenUdpSocketGroup("0.0.0.0:0", 1, 4 * 1024 * 1024);
+  if (!udp.ok()) {
+    LOG(ERROR) << "Cannot open the agent's data-plane socket: " << udp.status();
     return 1;
   }
-  LOG(INFO) << "Authenticated to the Intermediate at " << absl::GetFlag(FLAGS_intermediate);
-  if (!exposures.empty()) {
-    LOG(WARNING) << "This version has no data plane: " << absl::StrJoin(exposures, ", ")
-                 << " will not be served until data-plane sessions exist";
+  absl::Mutex mu;
+  bool poked = false;  // guarded by mu: the control loop has news
+  std::vector<bool> dead_flags(exposures.size(), false);
+  dataplane::WorkerOptions options;
+  options.flow_capacity = 16384;
+  AgentWorker worker(options, std::move(udp->sockets[0]), [&](size_t exposure) {
+    MutexLock lock(&mu);
+    dead_flags[exposure] = true;
+    poked = true;
+  });
+  if (absl::Status s = worker.Init(); !s.ok()) {
+    LOG(ERROR) << "Cannot start the agent's worker: " << s;
+    return 1;
   }
-  if (absl::Status s = WriteReadyFile({{"intermediate", absl::GetFlag(FLAGS_intermediate)}});
-      !s.ok()) {
-    LOG(ERROR) << s;
+  std::thread worker_thread([&worker] { worker.Run(); });
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  dataplane::DataplaneMetrics metrics(*registry, "ferry_agent");
+  prometheus::Gauge& sessions_gauge =
+      AddGaugeFamily(*registry, "ferry_agent_sessions", "Data-plane sessions held.").Add({});
+  auto& opens = AddCounterFamily(*registry, "ferry_agent_session_opens_total",
+                                 "OpenSession calls by result (ok, error).");
+  AdminHttpServer admin;
+  admin.Handle("/metrics", [&](const HttpRequest&) {
+    metrics.Update({&worker});
+    sessions_gauge.Set(static_cast<double>(worker.sessions()));
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = SerializeText(*registry);
+    return response;
+  });
+  const std::string admin_listen = absl::GetFlag(FLAGS_admin_listen);
+  if (absl::Status s = admin.Start(admin_listen); !s.ok()) {
+    LOG(ERROR) << "Cannot start the admin HTTP server: " << s;
+    worker.Stop();
+    worker_thread.join();
+    return 1;
   }
+  const std::string admin_bound = BoundAddress(admin_listen, admin.port());
+
+  // The control loop: opens, renews and re-opens sessions.
+  std::atomic<bool> stopping{false};
+  bool ready_written = false;
+  std::map<uint32_t, std::pair<std::string, std::string>> names;
+  auto control = [&] {
+    while (!stopping.load()) {
+      for (size_t i = 0; i < exposures.size(); ++i) {
+        ExposureState& state = exposures[i];
+        {
+          MutexLock lock(&mu);
+          if (dead_flags[i]) {
+            dead_flags[i] = false;
+            state.dead = true;
+          }
+        }
+        const absl::Time now = absl::Now();
+        const bool want = !state.have_session || state.dead || now >= state.renew_at;
+        if (!want || now < state.next_attempt) continue;
+        v1::OpenSessionResponse response;
+        absl::StatusOr<SessionGrant> grant = OpenSession(*stub, state.service, &response);
+        state.attempted = true;
+        if (!grant.ok()) {
+          opens.Add({{"result", "error"}}).Increment();
+          absl::Duration wait = state.backoff->Next();
+          LOG(WARNING) << "Cannot open a session for " << state.service << ": " << grant.status()
+                       << "; retrying in " << absl::FormatDuration(wait);
+          state.next_attempt = now + wait;
+          continue;
+        }
+        opens.Add({{"result", "ok"}}).Increment();
+        state.backoff->Reset();
+        if (!state.bound) {
+          state.protocol = response.protocol();
+          absl::StatusOr<UniqueFd> fd = BindExposure(state, response.port());
+          if (!fd.ok()) {
+            LOG(ERROR) << "Cannot listen for " << state.service << ": " << fd.status();
+            state.next_attempt = now + absl::Seconds(30);
+            continue;
+          }
+          auto shared_fd = std::make_shared<UniqueFd>(*std::move(fd));
+          worker.loop()->Post(
+              [&worker, i, service = state.service, protocol = state.protocol, shared_fd] {
+                worker.AddExposure(i, service, protocol, std::move(*shared_fd));
+              });
+          LOG(INFO) << "Serving " << state.service << " ("
+                    << (state.protocol == v1::PROTOCOL_TCP ? "tcp" : "udp") << ") on "
+                    << state.bound_address;
+        }
+        names[grant->service_id] = {state.service, ""};
+        metrics.SetServiceNames(names);
+        worker.loop()->Post([&worker, i, g = *grant] { worker.InstallSession(i, g); });
+        state.have_session = true;
+        state.dead = false;
+        state.renew_at = now + (grant->expires_at - now) / 2;
+        VLOG(1) << "Session for " << state.service << " via relay " << response.relay_address();
+      }
+      if (!ready_written) {
+        bool all = true;
+        std::map<std::string, std::string> ready = {{"admin_address", admin_bound},
+                                                    {"intermediate", intermediate}};
+        for (const ExposureState& state : exposures) {
+          all = all && state.attempted;
+          if (state.bound) ready[absl::StrCat("expose.", state.service)] = state.bound_address;
+        }
+        if (all) {
+          // Let the worker register the listeners before anyone is told.
+          absl::SleepFor(absl::Milliseconds(50));
+          if (absl::Status s = WriteReadyFile(ready); !s.ok()) LOG(ERROR) << s;
+          ready_written = true;
+          LOG(INFO) << "Agent ready: " << exposures.size() << " exposures via " << intermediate
+                    << "; admin HTTP on " << admin_bound;
+        }
+      }
+      MutexLock lock(&mu);
+      AwaitWithTimeout(&mu, absl::Condition(&poked), absl::Milliseconds(200));
+      poked = false;
+    }
+  };
+  std::thread control_thread(control);
+
   WaitForShutdownSignal();
+  stopping.store(true);
+  {
+    MutexLock lock(&mu);
+    poked = true;
+  }
+  control_thread.join();
+  admin.Stop();
+  worker.Stop();
+  worker_thread.join();
   LOG(INFO) << "Agent stopped";
   return 0;
 }
@@ -72,8 +342,8 @@ int Run() {
 
 int main(int argc, char** argv) {
   ferry::InitProcess(argc, argv,
-                     "ferry-agent: the client side of Ferry.\n"
+                     "ferry-agent: the client side of Ferry; exposes services locally.\n"
                      "  ferry-agent --intermediate 127.0.0.1:7443 --ca_cert ca.crt --cert "
-                     "agent.crt --key agent.key");
+                     "agent.crt --key agent.key --expose demo-web=127.0.0.1:8080");
   return ferry::Run();
 }

@@ -1,9 +1,11 @@
-// ferry-connector: the connector's control-plane half. It loads its services
-// from a YAML config file, keeps its session stream to the Intermediate (the
-// stream is its lease: Hello with the services, keepalives), reloads the file
-// on SIGHUP or when it changes (an invalid file is refused whole and the last good config stays
-// live; the file is also watched with inotify), and watches its own routes. Forwarding frames to
-// backends is not in this version: the connector takes no data-plane traffic yet.
+// ferry-connector: serves many services next to their backends. It loads its
+// services from a YAML config file, keeps its session stream to the
+// Intermediate (the stream is its lease: Hello with the services,
+// keepalives), reloads the file on SIGHUP or when it changes (an invalid file
+// is refused whole and the last good config stays live; the file is also
+// watched with inotify), and watches its own routes and session keys. Per-core
+// workers take frames from relays and forward each flow to a healthy backend
+// of its service (UDP, TCP over stream transports, ICMP echo).
 #include <atomic>
 #include <memory>
 #include <string>
@@ -17,6 +19,9 @@
 #include "common/mutex_lock.h"
 #include "common/process.h"
 #include "dataplane/connector_session_client.h"
+#include "dataplane/connector_worker.h"
+#include "dataplane/dataplane_metrics.h"
+#include "dataplane/dataplane_process.h"
 #include "dataplane/route_watcher.h"
 #include "discovery/config_loader.h"
 #include "discovery/config_watcher.h"
@@ -67,24 +72,44 @@ int Run() {
     return 2;
   }
 
+  absl::StatusOr<std::unique_ptr<dataplane::WorkerGroup>> group = dataplane::StartWorkersFromFlags(
+      dataplane::DataplaneRole::kConnector,
+      config->listen().empty() ? "127.0.0.1:7490" : config->listen(),
+      [](dataplane::WorkerOptions options, UniqueFd udp, UniqueFd listener,
+         dataplane::WorkerSnapshots<dataplane::RouteTable>* routes) {
+        return std::make_unique<dataplane::ConnectorWorker>(options, std::move(udp),
+                                                            std::move(listener), routes);
+      });
+  if (!group.ok()) {
+    LOG(ERROR) << "Cannot start the connector's workers: " << group.status();
+    return 1;
+  }
+  const std::string listen = !absl::GetFlag(FLAGS_listen).empty() ? absl::GetFlag(FLAGS_listen)
+                             : config->listen().empty()           ? "127.0.0.1:7490"
+                                                                  : config->listen();
+  const dataplane::DataplaneEndpoints endpoints = dataplane::AdvertisedEndpoints(listen, **group);
+
   auto registry = std::make_shared<prometheus::Registry>();
+  dataplane::DataplaneMetrics metrics(*registry, "ferry_connector");
   auto& reloads = AddCounterFamily(*registry, "ferry_connector_config_reloads_total",
                                    "Config reloads by result (ok, error).");
   prometheus::Gauge& services_gauge =
       AddGaugeFamily(*registry, "ferry_connector_services", "Services in the live config.").Add({});
-  prometheus::Gauge& route_version =
-      AddGaugeFamily(*registry, "ferry_connector_route_version", "Route version in use.").Add({});
   services_gauge.Set(config->services_size());
 
   ConnectorSessionClient session(*channel, std::string(FerryVersion()), {});
   session.SetServices(ServicesOf(*config));
   RouteWatcher watcher(*channel, "connector", [&](const v1::RouteSnapshot& snapshot) {
-    route_version.Set(static_cast<double>(snapshot.version()));
+    if (absl::Status s = (*group)->ApplyRoutes(snapshot); !s.ok()) return s;
+    metrics.SetServiceNames(dataplane::ServiceNames(snapshot));
+    VLOG(1) << "Route version " << snapshot.version() << ": " << snapshot.services_size()
+            << " services, " << snapshot.sessions_size() << " sessions";
     return absl::OkStatus();
   });
+  watcher.SetDataAddresses(endpoints.udp_address, endpoints.stream_address);
 
   AdminHttpServer admin;
-  admin.ServeMetrics(registry);
+  dataplane::ServeDataplaneMetrics(admin, registry, &metrics, group->get());
   admin.ServeHealth([&session] { return session.connected(); });
   const std::string admin_listen =
       FlagOr(FLAGS_admin_listen,
@@ -97,9 +122,15 @@ int Run() {
   watcher.Start();
   const std::string admin_bound = BoundAddress(admin_listen, admin.port());
   LOG(INFO) << "Connector serving " << config->services_size() << " services from " << path
-            << " via " << intermediate << "; admin HTTP on " << admin_bound
-            << ". Frame forwarding is not in this version.";
-  if (absl::Status s = WriteReadyFile({{"admin_address", admin_bound}}); !s.ok()) LOG(ERROR) << s;
+            << " via " << intermediate << " with " << (*group)->size() << " workers: frames on udp "
+            << endpoints.udp_address << ", stream transports on tcp " << endpoints.stream_address
+            << "; admin HTTP on " << admin_bound;
+  if (absl::Status s = WriteReadyFile({{"admin_address", admin_bound},
+                                       {"udp_address", endpoints.udp_address},
+                                       {"stream_address", endpoints.stream_address}});
+      !s.ok()) {
+    LOG(ERROR) << s;
+  }
 
   // SIGHUP and file changes (inotify, including editors' rename-on-save) both
   // reload; a reload is serialized so two triggers never interleave.
@@ -130,6 +161,7 @@ int Run() {
   session.Stop();
   watcher.Stop();
   admin.Stop();
+  (*group)->Stop();
   LOG(INFO) << "Connector stopped";
   return 0;
 }
