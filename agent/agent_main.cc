@@ -194,6 +194,14 @@ int Run() {
     LOG(ERROR) << channel.status();
     return 2;
   }
+  // The first connection must succeed: a wrong certificate or address is a
+  // mistake to report, not something to retry forever. Later outages (an
+  // Intermediate restart) are retried.
+  if (!(*channel)->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+    LOG(ERROR) << "Cannot establish mTLS with the Intermediate at " << intermediate
+               << " (is it running, and is this certificate signed by its CA?)";
+    return 1;
+  }
   std::unique_ptr<v1::Sessions::Stub> stub = v1::Sessions::NewStub(*channel);
 
   // The worker's own UDP socket, for frames to and from relays.

@@ -20,9 +20,9 @@ check_help() {  # binary flag...
   done
 }
 check_help "$FERRY_INTERMEDIATE" listen admin_listen ca_cert trust_domain state_dir insecure_dev_mode
-check_help "$RELAY" intermediate ca_cert admin_listen
-check_help "$CONNECTOR" config intermediate admin_listen
-check_help "$AGENT" intermediate expose
+check_help "$RELAY" intermediate ca_cert admin_listen listen stream_listen workers advertise_host
+check_help "$CONNECTOR" config intermediate admin_listen listen stream_listen workers
+check_help "$AGENT" intermediate expose config admin_listen
 "$FERRYCTL" --help >/dev/null || fail "ferryctl --help failed"
 
 fixture_pki acme
@@ -37,6 +37,7 @@ cat >"$FIXTURE_DIR/connector.yaml" <<YAML
 intermediates: ["$FIXTURE_GRPC_ADDRESS"]
 tls: { ca_cert: "$P/ca.crt", cert: "$P/connector-acme-edge-1.crt", key: "$P/connector-acme-edge-1.key" }
 admin_listen: "127.0.0.1:0"
+listen: "127.0.0.1:0"
 services:
   - name: web
     protocol: PROTOCOL_TCP
@@ -53,10 +54,11 @@ start() {  # name binary args...
   fixture_wait 30 "$name ready" test -f "$FIXTURE_DIR/$name.ready"
 }
 start relay "$RELAY" --intermediate="$FIXTURE_GRPC_ADDRESS" --admin_listen=127.0.0.1:0 \
+  --listen=127.0.0.1:0 --stream_listen=127.0.0.1:0 \
   --ca_cert="$P/ca.crt" --cert="$P/relay-ops-relay-1.crt" --key="$P/relay-ops-relay-1.key"
 start connector "$CONNECTOR" --config="$FIXTURE_DIR/connector.yaml"
 start agent "$AGENT" --intermediate="$FIXTURE_GRPC_ADDRESS" --ca_cert="$P/ca.crt" \
-  --cert="$P/agent-acme-laptop.crt" --key="$P/agent-acme-laptop.key" --expose=web=127.0.0.1:18080
+  --cert="$P/agent-acme-laptop.crt" --key="$P/agent-acme-laptop.key" --expose=web=127.0.0.1:0 --admin_listen=127.0.0.1:0
 
 metric() { curl -sf "http://$FIXTURE_ADMIN_ADDRESS/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 fixture_wait 20 "relay and connector counted by the Intermediate" \
