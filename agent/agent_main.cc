@@ -254,6 +254,7 @@ int Run() {
   // The control loop: opens, renews and re-opens sessions.
   std::atomic<bool> stopping{false};
   bool ready_written = false;
+  size_t ready_bound = 0;
   std::map<uint32_t, std::pair<std::string, std::string>> names;
   auto control = [&] {
     while (!stopping.load()) {
@@ -307,22 +308,30 @@ int Run() {
         state.renew_at = now + (grant->expires_at - now) / 2;
         VLOG(1) << "Session for " << state.service << " via relay " << response.relay_address();
       }
-      if (!ready_written) {
-        bool all = true;
-        std::map<std::string, std::string> ready = {{"admin_address", admin_bound},
-                                                    {"intermediate", intermediate}};
-        for (const ExposureState& state : exposures) {
-          all = all && state.attempted;
-          if (state.bound) ready[absl::StrCat("expose.", state.service)] = state.bound_address;
+      // The ready file: once every exposure had its first attempt, and again
+      // whenever another exposure's listener is bound later.
+      size_t bound = 0;
+      bool all_attempted = true;
+      std::map<std::string, std::string> ready = {{"admin_address", admin_bound},
+                                                  {"intermediate", intermediate}};
+      for (const ExposureState& state : exposures) {
+        all_attempted = all_attempted && state.attempted;
+        if (state.bound) {
+          ready[absl::StrCat("expose.", state.service)] = state.bound_address;
+          ++bound;
         }
-        if (all) {
-          // Let the worker register the listeners before anyone is told.
-          absl::SleepFor(absl::Milliseconds(50));
-          if (absl::Status s = WriteReadyFile(ready); !s.ok()) LOG(ERROR) << s;
-          ready_written = true;
-          LOG(INFO) << "Agent ready: " << exposures.size() << " exposures via " << intermediate
-                    << "; admin HTTP on " << admin_bound;
+      }
+      if (all_attempted && (!ready_written || bound != ready_bound)) {
+        // Let the worker register the listeners before anyone is told.
+        absl::SleepFor(absl::Milliseconds(50));
+        if (absl::Status s = WriteReadyFile(ready); !s.ok()) LOG(ERROR) << s;
+        if (!ready_written) {
+          LOG(INFO) << "Agent ready: " << bound << " of " << exposures.size()
+                    << " exposures served via " << intermediate << "; admin HTTP on "
+                    << admin_bound;
         }
+        ready_written = true;
+        ready_bound = bound;
       }
       MutexLock lock(&mu);
       AwaitWithTimeout(&mu, absl::Condition(&poked), absl::Milliseconds(200));

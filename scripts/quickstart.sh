@@ -13,7 +13,7 @@ FERRY="$ROOT/.ferry"
 RUN="$FERRY/run"
 LOGS="$FERRY/logs"
 PKI="$FERRY/pki"
-COMPONENTS=(intermediate relay connector agent)
+COMPONENTS=(backends intermediate relay connector agent)
 
 pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -51,11 +51,11 @@ if pid_alive intermediate; then
 else
   echo "== Building"
   bazel build //controlplane:ferry-intermediate //dataplane:ferry-relay \
-    //dataplane:ferry-connector //agent:ferry-agent //cli:ferryctl
+    //dataplane:ferry-connector //agent:ferry-agent //cli:ferryctl //tests/backends:backend_server
   BIN="$ROOT/.ferry/bin"
   mkdir -p "$BIN" "$RUN" "$LOGS"
   for b in controlplane/ferry-intermediate dataplane/ferry-relay dataplane/ferry-connector \
-    agent/ferry-agent cli/ferryctl; do
+    agent/ferry-agent cli/ferryctl tests/backends/backend_server; do
     install -m 0755 "bazel-bin/$b" "$BIN/"
   done
 
@@ -91,16 +91,19 @@ else
   ready_value() { sed -n "s/^$2=//p" "$RUN/$1.ready"; }
 
   echo "== Starting"
+  # The demo services' backends: an HTTP server, a TCP echo and a UDP echo.
+  start backends backend_server --name=demo-web --http=127.0.0.1:0 --tcp_echo=127.0.0.1:0 \
+    --udp_echo=127.0.0.1:0
   start intermediate ferry-intermediate --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 \
     --dns_listen=127.0.0.1:0 \
     --ca_cert="$PKI/ca.crt" --cert="$PKI/intermediate-ops-intermediate.crt" \
     --key="$PKI/intermediate-ops-intermediate.key" --state_dir="$FERRY/state"
   GRPC=$(ready_value intermediate grpc_address)
   start relay ferry-relay --intermediate="$GRPC" --admin_listen=127.0.0.1:0 \
+    --listen=127.0.0.1:0 --stream_listen=127.0.0.1:0 --workers=2 \
     --ca_cert="$PKI/ca.crt" --cert="$PKI/relay-ops-relay-1.crt" --key="$PKI/relay-ops-relay-1.key" \
     --name=relay-1
-  # The demo connector's services (the data plane that will carry their
-  # traffic is not in this version; the control plane registers them).
+  # The demo connector's services, each backed by one of the demo backends.
   cat >"$FERRY/connector.yaml" <<EOF
 # Written by scripts/quickstart.sh. Edits take effect when saved (an invalid
 # file is refused and the last good config stays live).
@@ -110,20 +113,34 @@ tls:
   cert: "$PKI/connector-demo-edge-1.crt"
   key: "$PKI/connector-demo-edge-1.key"
 admin_listen: "127.0.0.1:0"
+listen: "127.0.0.1:0"
 services:
   - name: demo-web
     protocol: PROTOCOL_TCP
-    backends: [{ address: "127.0.0.1:18080" }]
+    backends: [{ address: "$(ready_value backends http)" }]
   - name: demo-tcp-echo
     protocol: PROTOCOL_TCP
-    backends: [{ address: "127.0.0.1:18081" }]
+    backends: [{ address: "$(ready_value backends tcp_echo)" }]
   - name: demo-udp-echo
     protocol: PROTOCOL_UDP
-    backends: [{ address: "127.0.0.1:18082" }]
+    backends: [{ address: "$(ready_value backends udp_echo)" }]
 EOF
-  start connector ferry-connector --config="$FERRY/connector.yaml"
+  start connector ferry-connector --config="$FERRY/connector.yaml" --workers=2
+  # Sessions need the connector registered: wait until the Intermediate counts it.
+  METRICS="http://$(ready_value intermediate admin_address)/metrics"
+  for _ in $(seq 100); do
+    curl -sf --max-time 2 "$METRICS" | grep -q '^ferry_connected_peers{role="connector"} 1' && break
+    sleep 0.1
+  done
+  # The agent exposes every demo service on a local port (picked by the kernel).
   start agent ferry-agent --intermediate="$GRPC" --ca_cert="$PKI/ca.crt" \
-    --cert="$PKI/agent-demo-laptop.crt" --key="$PKI/agent-demo-laptop.key"
+    --cert="$PKI/agent-demo-laptop.crt" --key="$PKI/agent-demo-laptop.key" \
+    --admin_listen=127.0.0.1:0 --expose=demo-web=127.0.0.1:0 \
+    --expose=demo-tcp-echo=127.0.0.1:0 --expose=demo-udp-echo=127.0.0.1:0
+  for _ in $(seq 100); do  # until every exposure is served (the agent retries by itself)
+    [ "$(grep -c '^expose\.' "$RUN/agent.ready")" -ge 3 ] && break
+    sleep 0.1
+  done
 
   cat >"$FERRY/endpoints.env" <<EOF
 FERRY_INTERMEDIATE_ADDR=$GRPC
@@ -132,6 +149,10 @@ FERRY_DNS_ADDR=$(ready_value intermediate dns_address)
 FERRY_CA_CERT=$PKI/ca.crt
 FERRY_ADMIN_CERT=$PKI/admin-demo-operator.crt
 FERRY_ADMIN_KEY=$PKI/admin-demo-operator.key
+FERRY_DEMO_WEB=$(ready_value agent expose.demo-web)
+FERRY_DEMO_TCP_ECHO=$(ready_value agent expose.demo-tcp-echo)
+FERRY_DEMO_UDP_ECHO=$(ready_value agent expose.demo-udp-echo)
+FERRY_RELAY_METRICS_URL=http://$(ready_value relay admin_address)/metrics
 EOF
 fi
 
@@ -156,7 +177,16 @@ echo "Connected relays: $(metric 'ferry_connected_peers{role="relay"}')," \
   "route version: $(metric ferry_route_version)"
 cat <<EOF
 
+The demo services, through agent -> relay -> connector -> backend:
+  demo-web       http://$FERRY_DEMO_WEB/
+  demo-tcp-echo  tcp $FERRY_DEMO_TCP_ECHO
+  demo-udp-echo  udp $FERRY_DEMO_UDP_ECHO
+
 Endpoints are in .ferry/endpoints.env; logs in .ferry/logs/. Try:
+  . .ferry/endpoints.env && curl -s http://\$FERRY_DEMO_WEB/
+  echo hello | nc -q1 \${FERRY_DEMO_TCP_ECHO%:*} \${FERRY_DEMO_TCP_ECHO##*:}
+  echo hello | nc -u -w1 \${FERRY_DEMO_UDP_ECHO%:*} \${FERRY_DEMO_UDP_ECHO##*:}
+  curl -s \$FERRY_RELAY_METRICS_URL | grep ^ferry_relay_frames_total
   . .ferry/endpoints.env && curl -s \$FERRY_METRICS_URL | grep ^ferry_
   dig @\${FERRY_DNS_ADDR%:*} -p \${FERRY_DNS_ADDR##*:} demo-web.demo.ferry.internal +short
   .ferry/bin/ferryctl pki list --dir .ferry/pki
