@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -161,6 +162,29 @@ class DataplaneE2eTest : public ::testing::Test {
     if (limit.rlim_cur < 4096 && limit.rlim_cur < limit.rlim_max) {
       limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 4096);
       ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+    }
+  }
+
+  // After a failure, every drop and eviction counter of the data plane that
+  // is not zero, so the log says where frames went missing.
+  void TearDown() override {
+    if (!HasFailure() || fabric_ == nullptr) return;
+    for (harness::FabricProcess* process : fabric_->data_plane_processes()) {
+      absl::StatusOr<std::string> text = harness::FetchMetrics(process->admin_address());
+      if (!text.ok()) {
+        std::cerr << process->name() << " metrics: " << text.status() << "\n";
+        continue;
+      }
+      std::string lines;
+      for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+        if (absl::StartsWith(line, "#") || !(absl::StrContains(line, "_drops_total") ||
+                                             absl::StrContains(line, "_evictions_total"))) {
+          continue;
+        }
+        if (!absl::EndsWith(line, " 0")) absl::StrAppend(&lines, "  ", line, "\n");
+      }
+      std::cerr << process->name() << " drops and evictions:\n"
+                << (lines.empty() ? "  (none)\n" : lines);
     }
   }
 
@@ -353,10 +377,11 @@ TEST_F(DataplaneE2eTest, HundredConcurrentTcpConnectionsKeepTheirBytes) {
           TcpExchange(listener, TcpUpload::Pattern(kBytes, offset), options);
       if (!reply.ok()) {
         results[i] = reply.status();
-      } else if (reply->size != kBytes ||
-                 reply->sha256_hex != backends::Sha256Hex(backends::PatternBytes(offset, kBytes))) {
-        results[i] = absl::DataLossError(absl::StrCat("echoed ", reply->size, " bytes of ", kBytes,
-                                                      " whose SHA-256 differs from what it sent"));
+      } else if (reply->size != kBytes) {
+        results[i] = absl::DataLossError(
+            absl::StrCat("the echo ended (EOF) after ", reply->size, " of ", kBytes, " bytes"));
+      } else if (reply->sha256_hex != backends::Sha256Hex(backends::PatternBytes(offset, kBytes))) {
+        results[i] = absl::DataLossError("the echo's SHA-256 differs from what was sent");
       }
     });
   }
@@ -499,6 +524,7 @@ class ForgedFramesTest : public DataplaneE2eTest {
 
   void TearDown() override {
     if (fd_ >= 0) close(fd_);
+    DataplaneE2eTest::TearDown();
   }
 
   int fd_ = -1;

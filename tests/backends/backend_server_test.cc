@@ -114,10 +114,11 @@ TEST_F(BackendServerTest, TcpEchoServesAHundredConnectionsAtOnce) {
           TcpExchange(backend_->tcp_echo(), TcpUpload::Pattern(kBytes, offset));
       if (!reply.ok()) {
         results[i] = reply.status();
-      } else if (reply->size != kBytes ||
-                 reply->sha256_hex != Sha256Hex(PatternBytes(offset, kBytes))) {
-        results[i] = absl::DataLossError(absl::StrCat("connection ", i, " got ", reply->size,
-                                                      " bytes that differ from what it sent"));
+      } else if (reply->size != kBytes) {
+        results[i] = absl::DataLossError(
+            absl::StrCat("the echo ended (EOF) after ", reply->size, " of ", kBytes, " bytes"));
+      } else if (reply->sha256_hex != Sha256Hex(PatternBytes(offset, kBytes))) {
+        results[i] = absl::DataLossError("the echo's SHA-256 differs from what was sent");
       }
     });
   }

@@ -179,6 +179,14 @@ FabricProcess& Fabric::agent(const std::string& name) {
   DieUnknown("agent", name);
 }
 
+std::vector<FabricProcess*> Fabric::data_plane_processes() {
+  std::vector<FabricProcess*> processes;
+  if (relay_ != nullptr) processes.push_back(relay_.get());
+  for (Connector& connector : connectors_) processes.push_back(connector.process.get());
+  for (auto& agent : agents_) processes.push_back(agent.get());
+  return processes;
+}
+
 std::string Fabric::connector_config(const std::string& name) const {
   for (const Connector& connector : connectors_) {
     if (connector.spec.name == name) return connector.config_path;

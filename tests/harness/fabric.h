@@ -154,6 +154,9 @@ class Fabric {
   // the test: aborts with a message.
   FabricProcess& connector(const std::string& name);
   FabricProcess& agent(const std::string& name);
+  // The relay, the connectors and the agents, in start order (e.g. to scrape
+  // every admin address when a test fails). Valid until the next Start*/Restart*.
+  std::vector<FabricProcess*> data_plane_processes();
   // Path of connector `name`'s YAML config.
   std::string connector_config(const std::string& name) const;
 
