@@ -263,6 +263,17 @@ void AgentWorker::EdgeDone(dataplane::TcpEdge* edge, bool /*reset*/) {
   if (flows_.value(handle).edge.get() == edge) EraseFlow(handle);
 }
 
+bool AgentWorker::TransportCongested(dataplane::TcpEdge* edge) {
+  const Flow& flow = flows_.value(static_cast<FlowHandle>(edge->tag));
+  return flow.conn != nullptr && flow.conn->over_low_water();
+}
+
+void AgentWorker::OnStreamWritable(dataplane::StreamConn* conn) {
+  flows_.ForEach([&](FlowHandle, const FlowKey&, Flow& flow) {
+    if (flow.conn == conn && flow.edge != nullptr) flow.edge->OnTransportWritable();
+  });
+}
+
 void AgentWorker::HandleFrame(absl::Span<uint8_t> frame, const Origin& /*origin*/) {
   dataplane::FrameResult<dataplane::FrameView> view = dataplane::DecodeFrame(frame);
   if (!view.ok()) {

@@ -66,11 +66,13 @@ class AgentWorker : public dataplane::DataplaneWorker, public dataplane::TcpEdge
   bool SendFlowFrame(dataplane::TcpEdge* edge, dataplane::FrameType type, uint8_t flags,
                      absl::Span<const uint8_t> payload) override;
   void EdgeDone(dataplane::TcpEdge* edge, bool reset) override;
+  bool TransportCongested(dataplane::TcpEdge* edge) override;
 
  protected:
   void HandleFrame(absl::Span<uint8_t> frame, const dataplane::Origin& origin) override;
   void OnTick() override;
   void OnStreamClosed(dataplane::StreamConn* conn) override;
+  void OnStreamWritable(dataplane::StreamConn* conn) override;
   void AfterEvents() override;
 
  private:

@@ -8,7 +8,9 @@ BufferPool::BufferPool(size_t chunk_size, size_t chunk_count)
     : chunk_size_(chunk_size), chunk_count_(chunk_count) {
   CHECK_GT(chunk_size, 0u) << "BufferPool needs a positive chunk size";
   CHECK_GT(chunk_count, 0u) << "BufferPool needs at least one chunk";
-  storage_ = std::make_unique<uint8_t[]>(chunk_size * chunk_count);
+  // Default-initialized (not zeroed), so the pages are only touched, and become
+  // resident, as chunks are used.
+  storage_.reset(new uint8_t[chunk_size * chunk_count]);
   chunks_ = std::make_unique<Chunk[]>(chunk_count);
   // Linked so that Acquire hands chunks out in address order (lower addresses first).
   for (size_t i = chunk_count; i-- > 0;) {

@@ -347,6 +347,17 @@ void ConnectorWorker::EdgeDone(TcpEdge* edge, bool /*reset*/) {
   if (flows_.value(handle).edge.get() == edge) EraseFlow(handle);
 }
 
+bool ConnectorWorker::TransportCongested(TcpEdge* edge) {
+  const Flow& flow = flows_.value(static_cast<FlowHandle>(edge->tag));
+  return flow.relay.conn != nullptr && flow.relay.conn->over_low_water();
+}
+
+void ConnectorWorker::OnStreamWritable(StreamConn* conn) {
+  flows_.ForEach([&](FlowHandle, const FlowKey&, Flow& flow) {
+    if (flow.relay.conn == conn && flow.edge != nullptr) flow.edge->OnTransportWritable();
+  });
+}
+
 void ConnectorWorker::CloseToRelay(const SessionRoute& route, uint32_t flow_id,
                                    const Origin& dest) {
   absl::Span<uint8_t> buffer = BeginSend(dest);

@@ -36,11 +36,13 @@ class ConnectorWorker : public DataplaneWorker, public TcpEdge::Owner {
   bool SendFlowFrame(TcpEdge* edge, FrameType type, uint8_t flags,
                      absl::Span<const uint8_t> payload) override;
   void EdgeDone(TcpEdge* edge, bool reset) override;
+  bool TransportCongested(TcpEdge* edge) override;
 
  protected:
   void HandleFrame(absl::Span<uint8_t> frame, const Origin& origin) override;
   void OnTick() override;
   void OnStreamClosed(StreamConn* conn) override;
+  void OnStreamWritable(StreamConn* conn) override;
   void OnRoutesChanged() override;
   void AfterEvents() override;
 

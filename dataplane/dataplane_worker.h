@@ -46,8 +46,8 @@ struct WorkerOptions {
   absl::Duration stream_idle_timeout = absl::Hours(1);
   // Stream transports: chunk pool and per-connection queue limit.
   size_t pool_chunk_size = 16 * 1024;
-  size_t pool_chunks = 4096;
-  size_t stream_queue_limit = 16 * 1024 * 1024;
+  size_t pool_chunks = 8192;
+  size_t stream_queue_limit = 64 * 1024 * 1024;
 };
 
 // Where a frame came from, or where one goes: a UDP peer (on the worker's

@@ -127,7 +127,14 @@ void RelayWorker::FromAgent(const SessionRef& ref, const FrameHeader& header,
   out.service_id = route.service_id;
   out.flow_id = flow.upstream_flow;
   out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  Forward(route.connector_aead[index()], out, payload, dest);
+  if (!Forward(route.connector_aead[index()], out, payload, dest) && flow.stream &&
+      header.type != FrameType::kClose) {
+    // A stream flow cannot lose a frame and carry on: reset it both ways.
+    CloseToAgent(route, header.flow_id, flow.agent);
+    CloseToConnector(route, flow);
+    EraseFlow(handle);
+    return;
+  }
   if (header.type == FrameType::kClose || (flow.agent_fin && flow.connector_fin)) {
     EraseFlow(handle);
   }
@@ -163,7 +170,13 @@ void RelayWorker::FromConnector(const SessionRef& ref, const FrameHeader& header
   out.service_id = route.service_id;
   out.flow_id = flows_.key(handle).flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  Forward(route.agent_aead[index()], out, payload, flow.agent);
+  if (!Forward(route.agent_aead[index()], out, payload, flow.agent) && flow.stream &&
+      header.type != FrameType::kClose) {
+    CloseToAgent(route, out.flow_id, flow.agent);
+    CloseToConnector(route, flow);
+    EraseFlow(handle);
+    return;
+  }
   if (header.type == FrameType::kClose || (flow.agent_fin && flow.connector_fin)) {
     EraseFlow(handle);
   }

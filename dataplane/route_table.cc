@@ -90,12 +90,16 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
           !s.ok()) {
         return s;
       }
-      absl::StatusOr<SocketAddress> udp = ParseSocketAddress(in.connector_address());
-      if (!udp.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ".connector_address: ", udp.status().message()));
+      // Empty while the serving connector is away (its frames then drop as
+      // no_route); the session stays so that it works again when it returns.
+      if (!in.connector_address().empty()) {
+        absl::StatusOr<SocketAddress> udp = ParseSocketAddress(in.connector_address());
+        if (!udp.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ".connector_address: ", udp.status().message()));
+        }
+        route->connector_udp = *udp;
       }
-      route->connector_udp = *udp;
       route->connector_stream_address = in.connector_stream_address();
     } else {
       if (absl::Status s = MakeAeads(in.connector_hop(), HopRole::kResponder, workers,

@@ -48,7 +48,8 @@ struct SessionRoute {
   uint32_t service_id = 0;
   std::string tenant;
   std::string agent;
-  // Relay tables: where the connector takes frames.
+  // Relay tables: where the connector takes frames. Empty while the serving
+  // connector has announced no address (it is away): frames then drop as no_route.
   SocketAddress connector_udp;
   std::string connector_stream_address;
   // Per worker. Relay: agent_aead (responder), connector_aead (initiator).

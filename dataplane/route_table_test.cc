@@ -107,6 +107,17 @@ TEST(RouteTableTest, RefusesWhatItCannotUseWithTheFieldPath) {
   }
 }
 
+TEST(RouteTableTest, RelayKeepsASessionWhoseConnectorIsAway) {
+  v1::RouteSnapshot snapshot = Snapshot();
+  snapshot.mutable_sessions(0)->clear_connector_address();
+  absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+      RouteTable::Build(snapshot, DataplaneRole::kRelay, 1);
+  ASSERT_TRUE(table.ok()) << table.status();
+  SessionRef ref = (*table)->FindSession(100);
+  ASSERT_TRUE(ref);
+  EXPECT_TRUE(ref.route->connector_udp.empty());
+}
+
 TEST(RouteTableTest, ConnectorRefusesABackendThatIsNotHostPort) {
   v1::RouteSnapshot snapshot = Snapshot();
   snapshot.mutable_services(0)->set_backends(0, "no-port");

@@ -54,7 +54,13 @@ void TcpEdge::OnDataFrame(absl::Span<const uint8_t> payload, bool fin) {
 void TcpEdge::OnWindowFrame(absl::Span<const uint8_t> payload) {
   if (done_ || payload.size() != 4) return;
   send_credit_ += LoadBigEndian32(payload.data());
-  if (paused_ && send_credit_ > 0 && !local_eof_) {
+  MaybeResume();
+}
+
+void TcpEdge::OnTransportWritable() { MaybeResume(); }
+
+void TcpEdge::MaybeResume() {
+  if (paused_ && !done_ && !local_eof_ && send_credit_ > 0 && !owner_->TransportCongested(this)) {
     paused_ = false;
     socket_->ResumeReading();
   }
@@ -81,7 +87,7 @@ void TcpEdge::OnData(ByteSocket* /*socket*/, absl::Span<const uint8_t> data) {
     send_credit_ -= static_cast<int64_t>(n);
     data.remove_prefix(n);
   }
-  if (send_credit_ <= 0 && !paused_) {
+  if (!paused_ && (send_credit_ <= 0 || owner_->TransportCongested(this))) {
     paused_ = true;
     socket_->PauseReading();
   }

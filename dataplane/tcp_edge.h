@@ -31,7 +31,7 @@ namespace ferry::dataplane {
 class TcpEdge : public ByteSocket::Delegate {
  public:
   // Bytes a side may send ahead of the other's grants.
-  static constexpr uint32_t kWindow = 512 * 1024;
+  static constexpr uint32_t kWindow = 256 * 1024;
   // Largest payload of one DATA frame.
   static constexpr size_t kMaxChunk = 16 * 1024;
 
@@ -46,6 +46,11 @@ class TcpEdge : public ByteSocket::Delegate {
     // The edge is finished (`reset`: abnormally). The owner deletes it later,
     // not inside this call.
     virtual void EdgeDone(TcpEdge* edge, bool reset) = 0;
+    // Whether the transport the flow rides is backed up (its queue is over
+    // the low-water mark). The edge then stops reading its socket until
+    // OnTransportWritable(), so a busy transport slows its senders instead of
+    // dropping their frames.
+    virtual bool TransportCongested(TcpEdge* edge) = 0;
   };
 
   // `initiator`: this edge opens the flow (the agent), so its first frame
@@ -63,6 +68,8 @@ class TcpEdge : public ByteSocket::Delegate {
   void OnDataFrame(absl::Span<const uint8_t> payload, bool fin);
   void OnWindowFrame(absl::Span<const uint8_t> payload);
   void OnCloseFrame();
+  // The flow's transport drained below its low-water mark.
+  void OnTransportWritable();
   // Ends the flow abruptly from this side: CLOSE to the other edge, socket reset.
   void Reset();
 
@@ -78,6 +85,7 @@ class TcpEdge : public ByteSocket::Delegate {
 
  private:
   bool Send(FrameType type, uint8_t flags, absl::Span<const uint8_t> payload);
+  void MaybeResume();
   void MaybeFinish();
   void Finish(bool reset);
 
