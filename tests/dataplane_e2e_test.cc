@@ -750,3 +750,75 @@ TEST_F(DataplaneE2eTest, AgentRecoversAfterRelayAndIntermediateRestarts) {
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// ICMP echo through agent-hop frames -> relay -> connector -> an unprivileged
+// ICMP datagram socket to 127.0.0.1, and the reply back on the flow. The
+// kernel allows such sockets only to groups in net.ipv4.ping_group_range, so
+// this runs for real in //tests:dataplane_icmp_netns_test, which starts this
+// binary in a network namespace of its own with the range opened; elsewhere
+// it is skipped.
+TEST_F(ForgedFramesTest, IcmpEchoRequestsReachTheBackendAndRepliesComeBack) {
+  const int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (probe < 0) {
+    ASSERT_EQ(getenv("FERRY_REQUIRE_ICMP"), nullptr)
+        << "ICMP datagram sockets are not permitted even in the test's own namespace";
+    GTEST_SKIP() << "ICMP datagram sockets are not permitted here (net.ipv4.ping_group_range); "
+                    "//tests:dataplane_icmp_netns_test runs this in its own network namespace";
+  }
+  close(probe);
+  ASSERT_NO_FATAL_FAILURE(
+      StartSimpleFabric({Service("ping-local", v1::PROTOCOL_ICMP, {"127.0.0.1"})}, {}));
+  HandSession session = OpenSession(kAcme, "pinger", "ping-local");
+  ASSERT_TRUE(session.aead.has_value());
+  fd_ = ConnectedUdpSocket(session.response.relay_address());
+
+  constexpr uint32_t kFlow = 9;
+  constexpr uint16_t kIdentifier = 0x4242;
+  bool answered = false;
+  for (uint16_t seq = 1; seq <= 20 && !answered; ++seq) {
+    // An echo request: type 8, code 0, checksum (the kernel fills it in),
+    // identifier, sequence, data.
+    std::vector<uint8_t> icmp = {8,
+                                 0,
+                                 0,
+                                 0,
+                                 kIdentifier >> 8,
+                                 kIdentifier & 0xff,
+                                 static_cast<uint8_t>(seq >> 8),
+                                 static_cast<uint8_t>(seq)};
+    const std::string data = "ferry-ping";
+    icmp.insert(icmp.end(), data.begin(), data.end());
+    std::vector<uint8_t> frame = FrameBuilder()
+                                     .SessionId(session.response.agent_hop().session_id())
+                                     .ServiceId(session.response.service_id())
+                                     .FlowId(kFlow)
+                                     .Flags(dataplane::kFlagOpen)
+                                     .Counter(MakeCounter(Direction::kInitiatorToResponder, seq))
+                                     .Payload(absl::MakeConstSpan(icmp))
+                                     .BuildSealed(*session.aead);
+    ASSERT_NO_FATAL_FAILURE(Send(fd_, frame));
+    std::optional<std::vector<uint8_t>> reply = Receive(fd_, absl::Milliseconds(500));
+    if (!reply) continue;  // the routes may still be settling
+    ASSERT_EQ(session.aead->Open(absl::MakeSpan(*reply)), dataplane::AeadStatus::kOk);
+    const std::vector<uint8_t> echo(reply->begin() + dataplane::kHeaderSize,
+                                    reply->end() - dataplane::kTagSize);
+    ASSERT_EQ(echo.size(), icmp.size());
+    EXPECT_EQ(echo[0], 0) << "not an echo reply";
+    EXPECT_EQ((echo[4] << 8) | echo[5], kIdentifier) << "the client's identifier was not restored";
+    EXPECT_EQ(std::string(echo.begin() + 8, echo.end()), data);
+    // The checksum over the whole message, as restored by the connector, is valid.
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < echo.size(); i += 2) sum += (echo[i] << 8) | echo[i + 1];
+    if (echo.size() % 2 == 1) sum += echo.back() << 8;
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    EXPECT_EQ(sum, 0xffffu) << "bad ICMP checksum";
+    answered = true;
+  }
+  EXPECT_TRUE(answered) << "no echo reply came back through the fabric";
+}
+
+}  // namespace
+}  // namespace ferry
