@@ -28,13 +28,6 @@ using dataplane::Origin;
 
 namespace {
 
-dataplane::FlowTableOptions FlowOptions(const dataplane::WorkerOptions& options) {
-  dataplane::FlowTableOptions out;
-  out.capacity = options.flow_capacity;
-  out.max_flows_per_session = options.max_flows_per_session;
-  return out;
-}
-
 Origin RelayUdp(const SessionGrant& grant) {
   Origin origin;
   origin.udp = grant.relay_udp;
@@ -55,7 +48,7 @@ AgentWorker::AgentWorker(dataplane::WorkerOptions options, UniqueFd udp,
                          std::function<void(size_t)> on_dead)
     : DataplaneWorker(options, std::move(udp), UniqueFd(), /*routes=*/nullptr),
       on_dead_(std::move(on_dead)),
-      flows_(FlowOptions(options)) {
+      flows_(dataplane::FlowOptionsFor(options)) {
   // Flow ids start at a random point so that a restarted agent does not
   // reuse the ids of its previous life while the relay still holds them.
   if (RAND_bytes(reinterpret_cast<unsigned char*>(&next_flow_id_), sizeof(next_flow_id_)) != 1) {
@@ -236,9 +229,6 @@ bool AgentWorker::SendFlowFrame(dataplane::TcpEdge* edge, FrameType type, uint8_
   flows_.Touch(handle, now_ns());
   Origin dest;
   dest.conn = flow.conn;
-  absl::Span<uint8_t> buffer = BeginSend(dest);
-  if (buffer.size() < dataplane::FrameSize(payload.size())) return false;
-  if (!payload.empty()) std::memcpy(buffer.data() + kHeaderSize, payload.data(), payload.size());
   FrameHeader header;
   header.type = type;
   header.flags = flags;
@@ -246,16 +236,7 @@ bool AgentWorker::SendFlowFrame(dataplane::TcpEdge* edge, FrameType type, uint8_
   header.service_id = flow.session->grant.service_id;
   header.flow_id = flows_.key(handle).flow_id;
   header.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  DropReason reason;
-  size_t size =
-      dataplane::SealFrame(flow.session->aead[0], header, payload.size(), buffer, &reason);
-  if (size == 0) {
-    Drop(reason);
-    return false;
-  }
-  if (!FinishSend(dest, size)) return false;
-  traffic_mut().CountOut(header.service_id, size);
-  return true;
+  return SendSealed(flow.session->aead[0], header, payload, dest);
 }
 
 void AgentWorker::EdgeDone(dataplane::TcpEdge* edge, bool /*reset*/) {

@@ -17,13 +17,6 @@
 namespace ferry::dataplane {
 namespace {
 
-FlowTableOptions FlowOptions(const WorkerOptions& options) {
-  FlowTableOptions out;
-  out.capacity = options.flow_capacity;
-  out.max_flows_per_session = options.max_flows_per_session;
-  return out;
-}
-
 uint64_t Mix64(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;
@@ -66,7 +59,7 @@ void ConnectorWorker::BackendHandler::OnEvents(uint32_t /*events*/) { worker->Re
 ConnectorWorker::ConnectorWorker(WorkerOptions options, UniqueFd udp, UniqueFd stream_listener,
                                  WorkerSnapshots<RouteTable>* routes)
     : DataplaneWorker(options, std::move(udp), std::move(stream_listener), routes),
-      flows_(FlowOptions(options)) {}
+      flows_(FlowOptionsFor(options)) {}
 
 ConnectorWorker::~ConnectorWorker() {
   flows_.ForEach([&](FlowHandle handle, const FlowKey&, Flow&) { EraseFlow(handle); });
@@ -310,13 +303,6 @@ bool ConnectorWorker::SendOnFlow(FlowHandle handle, FrameType type, uint8_t flag
   const FlowKey& key = flows_.key(handle);
   SessionRef ref = routes() == nullptr ? SessionRef{} : routes()->FindSession(key.session_id);
   if (!ref) return false;
-  const Flow& flow = flows_.value(handle);
-  absl::Span<uint8_t> buffer = BeginSend(flow.relay);
-  if (buffer.size() < FrameSize(payload.size())) {
-    Drop(DropReason::kBufferTooSmall);
-    return false;
-  }
-  if (!payload.empty()) std::memcpy(buffer.data() + kHeaderSize, payload.data(), payload.size());
   FrameHeader out;
   out.type = type;
   out.flags = flags;
@@ -324,15 +310,7 @@ bool ConnectorWorker::SendOnFlow(FlowHandle handle, FrameType type, uint8_t flag
   out.service_id = ref.route->service_id;
   out.flow_id = key.flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  DropReason reason;
-  size_t size = SealFrame(ref.aead(index()), out, payload.size(), buffer, &reason);
-  if (size == 0) {
-    Drop(reason);
-    return false;
-  }
-  if (!FinishSend(flow.relay, size)) return false;
-  traffic_mut().CountOut(ref.route->service_id, size);
-  return true;
+  return SendSealed(ref.aead(index()), out, payload, flows_.value(handle).relay);
 }
 
 bool ConnectorWorker::SendFlowFrame(TcpEdge* edge, FrameType type, uint8_t flags,
@@ -360,20 +338,13 @@ void ConnectorWorker::OnStreamWritable(StreamConn* conn) {
 
 void ConnectorWorker::CloseToRelay(const SessionRoute& route, uint32_t flow_id,
                                    const Origin& dest) {
-  absl::Span<uint8_t> buffer = BeginSend(dest);
   FrameHeader out;
   out.type = FrameType::kClose;
   out.session_id = route.connector_session_id;
   out.service_id = route.service_id;
   out.flow_id = flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  DropReason reason;
-  size_t size = SealFrame(route.connector_aead[index()], out, 0, buffer, &reason);
-  if (size == 0) {
-    Drop(reason);
-    return;
-  }
-  FinishSend(dest, size);
+  SendSealed(route.connector_aead[index()], out, {}, dest);
 }
 
 void ConnectorWorker::EraseFlow(FlowHandle handle) {

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "dataplane/frame.h"
+#include "dataplane/hop_codec.h"
 #include "glog/logging.h"
 
 namespace ferry::dataplane {
@@ -25,6 +27,13 @@ int64_t RealtimeNs() {
 constexpr int kMaxReadRounds = 8;
 
 }  // namespace
+
+FlowTableOptions FlowOptionsFor(const WorkerOptions& options) {
+  FlowTableOptions out;
+  out.capacity = options.flow_capacity;
+  out.max_flows_per_session = options.max_flows_per_session;
+  return out;
+}
 
 DataplaneWorker::DataplaneWorker(WorkerOptions options, UniqueFd udp, UniqueFd stream_listener,
                                  WorkerSnapshots<RouteTable>* routes)
@@ -155,6 +164,29 @@ bool DataplaneWorker::FinishSend(const Origin& dest, size_t length) {
     return false;
   }
   send_.Commit(length, dest.udp.get(), dest.udp.length);
+  return true;
+}
+
+bool DataplaneWorker::SendSealed(HopAead& aead, const FrameHeader& header,
+                                 absl::Span<const uint8_t> payload, const Origin& dest) {
+  if (dest.conn == nullptr && dest.udp.empty()) {
+    Drop(DropReason::kNoRoute);
+    return false;
+  }
+  absl::Span<uint8_t> buffer = BeginSend(dest);
+  if (buffer.size() < FrameSize(payload.size())) {
+    Drop(DropReason::kBufferTooSmall);
+    return false;
+  }
+  if (!payload.empty()) std::memmove(buffer.data() + kHeaderSize, payload.data(), payload.size());
+  DropReason reason;
+  size_t size = SealFrame(aead, header, payload.size(), buffer, &reason);
+  if (size == 0) {
+    Drop(reason);
+    return false;
+  }
+  if (!FinishSend(dest, size)) return false;
+  traffic_.CountOut(header.service_id, size);
   return true;
 }
 

@@ -26,6 +26,8 @@
 #include "dataplane/datagram_batch.h"
 #include "dataplane/drop_reason.h"
 #include "dataplane/event_loop.h"
+#include "dataplane/flow_table.h"
+#include "dataplane/frame.h"
 #include "dataplane/route_table.h"
 #include "dataplane/service_counters.h"
 #include "dataplane/socket_address.h"
@@ -49,6 +51,9 @@ struct WorkerOptions {
   size_t pool_chunks = 8192;
   size_t stream_queue_limit = 64 * 1024 * 1024;
 };
+
+// The flow-table options of a worker's own flows (capacity and per-session cap).
+FlowTableOptions FlowOptionsFor(const WorkerOptions& options);
 
 // Where a frame came from, or where one goes: a UDP peer (on the worker's
 // socket) or a stream transport connection.
@@ -125,6 +130,12 @@ class DataplaneWorker : public EventLoop::Handler, public StreamConn::Delegate {
   // Sends the frame built in the BeginSend buffer. False (and counted as
   // queue_full / send_failed) when it could not be queued.
   bool FinishSend(const Origin& dest, size_t length);
+
+  // Seals `payload` under `aead` with `header` and sends it to `dest`,
+  // counting it as out for its service. False (counted) when it could not be
+  // built or queued.
+  bool SendSealed(HopAead& aead, const FrameHeader& header, absl::Span<const uint8_t> payload,
+                  const Origin& dest);
 
   // The stream transport of this worker to `address` ("host:port"), connected
   // on first use; null (counted) when it cannot be opened.

@@ -13,13 +13,6 @@ bool IsFlowType(FrameType type) {
   return type == FrameType::kData || type == FrameType::kClose || type == FrameType::kWindow;
 }
 
-FlowTableOptions FlowOptions(const WorkerOptions& options) {
-  FlowTableOptions out;
-  out.capacity = options.flow_capacity;
-  out.max_flows_per_session = options.max_flows_per_session;
-  return out;
-}
-
 FlowTableOptions IndexOptions(const WorkerOptions& options) {
   FlowTableOptions out;
   out.capacity = options.flow_capacity;
@@ -39,7 +32,7 @@ FlowTableOptions ProbeOptions() {
 RelayWorker::RelayWorker(WorkerOptions options, UniqueFd udp, UniqueFd stream_listener,
                          WorkerSnapshots<RouteTable>* routes)
     : DataplaneWorker(options, std::move(udp), std::move(stream_listener), routes),
-      flows_(FlowOptions(options)),
+      flows_(FlowOptionsFor(options)),
       upstream_(IndexOptions(options)),
       probes_(ProbeOptions()),
       next_upstream_(0) {}
@@ -127,7 +120,7 @@ void RelayWorker::FromAgent(const SessionRef& ref, const FrameHeader& header,
   out.service_id = route.service_id;
   out.flow_id = flow.upstream_flow;
   out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  if (!Forward(route.connector_aead[index()], out, payload, dest) && flow.stream &&
+  if (!SendSealed(route.connector_aead[index()], out, payload, dest) && flow.stream &&
       header.type != FrameType::kClose) {
     // A stream flow cannot lose a frame and carry on: reset it both ways.
     CloseToAgent(route, header.flow_id, flow.agent);
@@ -170,7 +163,7 @@ void RelayWorker::FromConnector(const SessionRef& ref, const FrameHeader& header
   out.service_id = route.service_id;
   out.flow_id = flows_.key(handle).flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  if (!Forward(route.agent_aead[index()], out, payload, flow.agent) && flow.stream &&
+  if (!SendSealed(route.agent_aead[index()], out, payload, flow.agent) && flow.stream &&
       header.type != FrameType::kClose) {
     CloseToAgent(route, out.flow_id, flow.agent);
     CloseToConnector(route, flow);
@@ -207,7 +200,7 @@ void RelayWorker::AnswerProbe(const SessionRef& ref, const FrameHeader& header,
   out.service_id = header.service_id;
   out.flow_id = header.flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  Forward(ref.aead(index()), out, payload, origin);
+  SendSealed(ref.aead(index()), out, payload, origin);
 }
 
 FlowHandle RelayWorker::CreateFlow(const SessionRef& ref, uint32_t flow_id, const Origin& origin,
@@ -274,29 +267,6 @@ void RelayWorker::EraseFlow(FlowHandle handle) {
   SetFlowCount(flows_.size());
 }
 
-bool RelayWorker::Forward(HopAead& aead, const FrameHeader& header,
-                          absl::Span<const uint8_t> payload, const Origin& dest) {
-  if (dest.conn == nullptr && dest.udp.empty()) {
-    Drop(DropReason::kNoRoute);
-    return false;
-  }
-  absl::Span<uint8_t> buffer = BeginSend(dest);
-  if (buffer.size() < FrameSize(payload.size())) {
-    Drop(DropReason::kBufferTooSmall);
-    return false;
-  }
-  if (!payload.empty()) std::memmove(buffer.data() + kHeaderSize, payload.data(), payload.size());
-  DropReason reason;
-  size_t size = SealFrame(aead, header, payload.size(), buffer, &reason);
-  if (size == 0) {
-    Drop(reason);
-    return false;
-  }
-  if (!FinishSend(dest, size)) return false;
-  traffic_mut().CountOut(header.service_id, size);
-  return true;
-}
-
 void RelayWorker::CloseToAgent(const SessionRoute& route, uint32_t flow_id, const Origin& dest) {
   FrameHeader out;
   out.type = FrameType::kClose;
@@ -304,7 +274,7 @@ void RelayWorker::CloseToAgent(const SessionRoute& route, uint32_t flow_id, cons
   out.service_id = route.service_id;
   out.flow_id = flow_id;
   out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  Forward(route.agent_aead[index()], out, {}, dest);
+  SendSealed(route.agent_aead[index()], out, {}, dest);
 }
 
 void RelayWorker::CloseToConnector(const SessionRoute& route, const Flow& flow) {
@@ -320,7 +290,7 @@ void RelayWorker::CloseToConnector(const SessionRoute& route, const Flow& flow) 
   out.service_id = route.service_id;
   out.flow_id = flow.upstream_flow;
   out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  Forward(route.connector_aead[index()], out, {}, dest);
+  SendSealed(route.connector_aead[index()], out, {}, dest);
 }
 
 void RelayWorker::OnTick() {

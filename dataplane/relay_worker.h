@@ -59,9 +59,6 @@ class RelayWorker : public DataplaneWorker {
   FlowHandle CreateFlow(const SessionRef& ref, uint32_t flow_id, const Origin& origin,
                         DropReason* reason);
   void EraseFlow(FlowHandle handle);
-  // Seals `payload` under `aead` with `header` and sends it to `dest`.
-  bool Forward(HopAead& aead, const FrameHeader& header, absl::Span<const uint8_t> payload,
-               const Origin& dest);
   // Tells the agent that a flow is gone (so it opens a new one).
   void CloseToAgent(const SessionRoute& route, uint32_t flow_id, const Origin& dest);
   void CloseToConnector(const SessionRoute& route, const Flow& flow);

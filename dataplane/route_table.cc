@@ -52,8 +52,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
     if (role == DataplaneRole::kConnector) {
       for (int b = 0; b < in.backends_size(); ++b) {
         // ICMP backends are bare hosts (no port): give the parser a stand-in.
-        const bool bare_icmp_host = in.protocol() == v1::PROTOCOL_ICMP &&
-                                    in.backends(b).find(':') == std::string::npos;
+        const bool bare_icmp_host =
+            in.protocol() == v1::PROTOCOL_ICMP && in.backends(b).find(':') == std::string::npos;
         absl::StatusOr<SocketAddress> address = ParseSocketAddress(
             bare_icmp_host ? absl::StrCat(in.backends(b), ":1") : in.backends(b), true);
         if (!address.ok()) {
