@@ -48,7 +48,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 for n in "$DURATION" "$REPS" "$FLOWS" "$SENDERS"; do
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "not a positive integer: $n" >&2; exit 2; }
+  if ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
+    echo "not a positive integer: $n" >&2
+    exit 2
+  fi
 done
 [ "$DURATION" -le 60 ] || { echo "--duration is at most 60" >&2; exit 2; }
 # Each run opens one session, and an agent may hold 64 (the Intermediate's default).
@@ -136,6 +139,7 @@ CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 CORES=$(nproc)
 echo
 echo "Machine: $CORES cores ($CPU_MODEL), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')."
+echo "Load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)."
 echo "The $CORES cores are shared by the loadgen ($SENDERS sender thread(s) and a sink thread),"
 echo "the relay's workers and the Intermediate: every figure below is for this whole machine."
 echo "Each run: ${DURATION} s, $FLOWS flows, 1 session, rate $([ "$RATE" = 0 ] && echo 'unlimited (open loop)' || echo "$RATE frames/s")."
@@ -170,10 +174,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
       json=$(grep '^{' "$out")
       seconds=$(json_field "$json" seconds)
       relay_cpu=$(json_field "$json" relay_cpu_s)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$payload" \
+      delivered=$(json_field "$json" delivered)
+      # Relay CPU in % of a core, and frames delivered per second of relay CPU.
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$payload" \
         "$(json_field "$json" sent_per_s)" "$(json_field "$json" delivered_per_s)" \
         "$(json_field "$json" loss_pct)" "$(json_field "$json" payload_gbit_per_s)" \
-        "$(awk -v c="${relay_cpu:-0}" -v s="$seconds" 'BEGIN { printf "%.0f", 100 * c / s }')" \
+        "$(awk -v c="${relay_cpu:-0}" -v s="$seconds" 'BEGIN { printf "%.1f", 100 * c / s }')" \
+        "$(awk -v c="${relay_cpu:-0}" -v d="$delivered" 'BEGIN { printf "%.0f", (c > 0 ? d / c : 0) }')" \
         >>"$RESULTS"
     done
     stop_pid "$relay_pid"
@@ -189,8 +196,8 @@ median() {
 echo
 echo "Median of $REPS repetition(s):"
 echo
-echo "| workers | payload | sent/s | delivered/s | loss | Gbit/s (payload) | relay CPU |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
+echo "| workers | payload | sent/s | delivered/s | loss | Gbit/s (payload) | relay CPU | delivered per relay CPU-second |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 declare -A DELIVERED
 for workers in "${WORKERS_LIST[@]}"; do
   for payload in "${PAYLOADS[@]}"; do
@@ -198,7 +205,8 @@ for workers in "${WORKERS_LIST[@]}"; do
     awk -v w="$workers" -v p="$payload" -v s="$(median 3 "$workers" "$payload")" \
       -v d="${DELIVERED[$workers,$payload]}" -v l="$(median 5 "$workers" "$payload")" \
       -v g="$(median 6 "$workers" "$payload")" -v c="$(median 7 "$workers" "$payload")" \
-      'BEGIN { printf "| %d | %d B | %.0f | %.0f | %.1f%% | %.3f | %.0f%% |\n", w, p, s, d, l, g, c }'
+      -v e="$(median 8 "$workers" "$payload")" \
+      'BEGIN { printf "| %d | %d B | %.0f | %.0f | %.1f%% | %.3f | %.0f%% | %.0f |\n", w, p, s, d, l, g, c, e }'
   done
 done
 echo
@@ -212,5 +220,8 @@ for workers in "${WORKERS_LIST[@]}"; do
     'BEGIN { printf "  64 B / 1400 B with %d worker(s): %.2f\n", w, (b > 0 ? a / b : 0) }'
 done
 echo
-echo "(relay CPU: 100% is one core. Loss is frames the relay did not deliver, mostly dropped by"
-echo " the kernel when its receive queue overflows: the loadgen offers more than it can take.)"
+echo "(relay CPU: 100% is one core; the kernel's loopback delivery is partly billed to the"
+echo " sender's thread, so it is the relay's own work plus part of its socket I/O. Loss is"
+echo " frames the relay did not deliver, dropped by the kernel when the relay's receive queue"
+echo " overflows (the udp_rcvbuf_errors of each JSON line): an open loop offers more than the"
+echo " relay can take on the CPU it gets.)"
