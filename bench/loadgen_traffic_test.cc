@@ -283,19 +283,42 @@ TEST(FrameSinkTest, CountsAReplayedFrameOnceAsDeliveredThenAsReplayed) {
   EXPECT_EQ(totals.dropped(), 1u);
 }
 
-TEST(FlowSenderTest, FramesCarryFlowIdsStampsAndIncreasingCounters) {
-  FakeRelay relay;
-  constexpr uint32_t kFlows = 3;
-  absl::StatusOr<std::unique_ptr<FlowSender>> sender =
-      FlowSender::Create({Session(Key('k'), relay.address())}, Indexes(kFlows), 64, 4);
-  ASSERT_TRUE(sender.ok()) << sender.status();
-  HopAead relay_aead = Aead(Key('k'), HopRole::kResponder);
+// A FlowSender whose relay is a FakeRelay holding the same session key.
+class FlowSenderToFakeRelayTest : public ::testing::Test {
+ protected:
+  void MakeSender(uint32_t flows, size_t batch) {
+    absl::StatusOr<std::unique_ptr<FlowSender>> sender =
+        FlowSender::Create({Session(Key('k'), relay_.address())}, Indexes(flows), 64, batch);
+    ASSERT_TRUE(sender.ok()) << sender.status();
+    sender_ = *std::move(sender);
+  }
 
-  EXPECT_EQ((*sender)->SendOpens([](uint32_t) { return false; }), kFlows);
+  // A frame the relay sends back on kSession, sealed by `aead` (a responder).
+  static std::vector<uint8_t> Answer(HopAead& aead, FrameType type, uint32_t flow_id,
+                                     uint64_t sequence) {
+    return FrameBuilder()
+        .Type(type)
+        .SessionId(kSession)
+        .ServiceId(kService)
+        .FlowId(flow_id)
+        .Counter(MakeCounter(Direction::kResponderToInitiator, sequence))
+        .BuildSealed(aead);
+  }
+
+  FakeRelay relay_;
+  HopAead relay_aead_ = Aead(Key('k'), HopRole::kResponder);
+  HopAead wrong_aead_ = Aead(Key('x'), HopRole::kResponder);
+  std::unique_ptr<FlowSender> sender_;
+};
+
+TEST_F(FlowSenderToFakeRelayTest, FramesCarryFlowIdsStampsAndIncreasingCounters) {
+  constexpr uint32_t kFlows = 3;
+  ASSERT_NO_FATAL_FAILURE(MakeSender(kFlows, 4));
+  EXPECT_EQ(sender_->SendOpens([](uint32_t) { return false; }), kFlows);
   for (uint32_t i = 0; i < kFlows; ++i) {
-    std::optional<std::vector<uint8_t>> frame = relay.Receive();
+    std::optional<std::vector<uint8_t>> frame = relay_.Receive();
     ASSERT_TRUE(frame.has_value());
-    const Received r = Open(relay_aead, *frame);
+    const Received r = Open(relay_aead_, *frame);
     EXPECT_EQ(r.type, FrameType::kData);
     EXPECT_EQ(r.flags, dataplane::kFlagOpen);
     EXPECT_EQ(r.flow_id, i + 1);
@@ -303,12 +326,12 @@ TEST(FlowSenderTest, FramesCarryFlowIdsStampsAndIncreasingCounters) {
     EXPECT_EQ(r.stamped_sequence, 1u);
     EXPECT_EQ(r.counter, MakeCounter(Direction::kInitiatorToResponder, 1));
   }
-  const SendTotals totals = (*sender)->Blast(absl::Now() + absl::Milliseconds(50), 200);
+  const SendTotals totals = sender_->Blast(absl::Now() + absl::Milliseconds(50), 200);
   std::map<uint32_t, uint64_t> last_sequence;
   for (uint64_t n = 0; n < totals.sent; ++n) {
-    std::optional<std::vector<uint8_t>> frame = relay.Receive();
+    std::optional<std::vector<uint8_t>> frame = relay_.Receive();
     ASSERT_TRUE(frame.has_value()) << "frame " << n << " of " << totals.sent;
-    const Received r = Open(relay_aead, *frame);
+    const Received r = Open(relay_aead_, *frame);
     EXPECT_EQ(r.flags, 0) << "flow " << r.flow_id << " was opened again";
     EXPECT_EQ(r.flow_id, r.stamped_index + 1);
     EXPECT_EQ(r.counter, MakeCounter(Direction::kInitiatorToResponder, r.stamped_sequence));
@@ -318,90 +341,58 @@ TEST(FlowSenderTest, FramesCarryFlowIdsStampsAndIncreasingCounters) {
   }
 }
 
-TEST(FlowSenderTest, RateLimitNeverSendsAheadOfTheRate) {
-  FakeRelay relay;
-  absl::StatusOr<std::unique_ptr<FlowSender>> sender =
-      FlowSender::Create({Session(Key('k'), relay.address())}, Indexes(8), 64, 64);
-  ASSERT_TRUE(sender.ok()) << sender.status();
+TEST_F(FlowSenderToFakeRelayTest, RateLimitNeverSendsAheadOfTheRate) {
+  ASSERT_NO_FATAL_FAILURE(MakeSender(8, 64));
   constexpr double kRate = 1000;
   const absl::Time start = absl::Now();
-  const SendTotals totals = (*sender)->Blast(start + absl::Milliseconds(100), kRate);
+  const SendTotals totals = sender_->Blast(start + absl::Milliseconds(100), kRate);
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
   EXPECT_GT(totals.sent, 0u);
   EXPECT_LE(static_cast<double>(totals.sent), kRate * elapsed + 1);
 }
 
-TEST(FlowSenderTest, ProbeAckMarksTheSessionAnswered) {
-  FakeRelay relay;
-  absl::StatusOr<std::unique_ptr<FlowSender>> sender =
-      FlowSender::Create({Session(Key('k'), relay.address())}, Indexes(1), 64, 4);
-  ASSERT_TRUE(sender.ok()) << sender.status();
-  HopAead relay_aead = Aead(Key('k'), HopRole::kResponder);
-  (*sender)->SendProbes();
-  std::optional<std::vector<uint8_t>> probe = relay.Receive();
+TEST_F(FlowSenderToFakeRelayTest, ProbeAckMarksTheSessionAnswered) {
+  ASSERT_NO_FATAL_FAILURE(MakeSender(1, 4));
+  sender_->SendProbes();
+  std::optional<std::vector<uint8_t>> probe = relay_.Receive();
   ASSERT_TRUE(probe.has_value());
-  const Received r = Open(relay_aead, *probe);
+  const Received r = Open(relay_aead_, *probe);
   EXPECT_EQ(r.type, FrameType::kProbe);
   EXPECT_EQ(r.flow_id, 0u);
-  EXPECT_FALSE((*sender)->probe_answered(0));
+  EXPECT_FALSE(sender_->probe_answered(0));
 
-  const SocketAddress sender_address = Loopback((*sender)->local_address());
+  const SocketAddress sender_address = Loopback(sender_->local_address());
   // An answer under another key does not count.
-  HopAead wrong = Aead(Key('x'), HopRole::kResponder);
-  auto ack = [&](HopAead& aead, uint64_t sequence) {
-    return FrameBuilder()
-        .Type(FrameType::kProbeAck)
-        .SessionId(kSession)
-        .ServiceId(kService)
-        .FlowId(0)
-        .Counter(MakeCounter(Direction::kResponderToInitiator, sequence))
-        .BuildSealed(aead);
-  };
-  relay.SendTo(sender_address, ack(wrong, 1));
+  relay_.SendTo(sender_address, Answer(wrong_aead_, FrameType::kProbeAck, 0, 1));
   absl::SleepFor(absl::Milliseconds(50));
-  (*sender)->ReceiveReturns();
-  EXPECT_FALSE((*sender)->probe_answered(0));
-  relay.SendTo(sender_address, ack(relay_aead, 2));
+  sender_->ReceiveReturns();
+  EXPECT_FALSE(sender_->probe_answered(0));
+  relay_.SendTo(sender_address, Answer(relay_aead_, FrameType::kProbeAck, 0, 2));
   EXPECT_TRUE(Eventually([&] {
-    (*sender)->ReceiveReturns();
-    return (*sender)->probe_answered(0);
+    sender_->ReceiveReturns();
+    return sender_->probe_answered(0);
   }));
 }
 
-TEST(FlowSenderTest, AuthenticCloseFromTheRelayOpensTheFlowAgain) {
-  FakeRelay relay;
-  constexpr uint32_t kFlows = 3;
-  absl::StatusOr<std::unique_ptr<FlowSender>> sender =
-      FlowSender::Create({Session(Key('k'), relay.address())}, Indexes(kFlows), 64, 4);
-  ASSERT_TRUE(sender.ok()) << sender.status();
-  HopAead relay_aead = Aead(Key('k'), HopRole::kResponder);
-  HopAead wrong = Aead(Key('x'), HopRole::kResponder);
+TEST_F(FlowSenderToFakeRelayTest, AuthenticCloseFromTheRelayOpensTheFlowAgain) {
+  ASSERT_NO_FATAL_FAILURE(MakeSender(3, 4));
   std::map<uint32_t, int> opens;  // flow id -> frames with kFlagOpen
   auto drain = [&] {
-    while (std::optional<std::vector<uint8_t>> frame = relay.Receive(absl::Milliseconds(50))) {
-      const Received r = Open(relay_aead, *frame);
+    while (std::optional<std::vector<uint8_t>> frame = relay_.Receive(absl::Milliseconds(50))) {
+      const Received r = Open(relay_aead_, *frame);
       if (r.flags & dataplane::kFlagOpen) ++opens[r.flow_id];
     }
   };
-  (*sender)->SendOpens([](uint32_t) { return false; });
+  sender_->SendOpens([](uint32_t) { return false; });
   drain();
   EXPECT_EQ(opens, (std::map<uint32_t, int>{{1, 1}, {2, 1}, {3, 1}}));
 
-  auto close = [&](HopAead& aead, uint32_t flow_id, uint64_t sequence) {
-    return FrameBuilder()
-        .Type(FrameType::kClose)
-        .SessionId(kSession)
-        .ServiceId(kService)
-        .FlowId(flow_id)
-        .Counter(MakeCounter(Direction::kResponderToInitiator, sequence))
-        .BuildSealed(aead);
-  };
-  const SocketAddress sender_address = Loopback((*sender)->local_address());
-  relay.SendTo(sender_address, close(relay_aead, 2, 1));
-  relay.SendTo(sender_address, close(wrong, 3, 2));  // forged: ignored
+  const SocketAddress sender_address = Loopback(sender_->local_address());
+  relay_.SendTo(sender_address, Answer(relay_aead_, FrameType::kClose, 2, 1));
+  relay_.SendTo(sender_address, Answer(wrong_aead_, FrameType::kClose, 3, 2));  // forged
   SendTotals totals;
   ASSERT_TRUE(Eventually([&] {
-    const SendTotals t = (*sender)->Blast(absl::Now() + absl::Milliseconds(20), 500);
+    const SendTotals t = sender_->Blast(absl::Now() + absl::Milliseconds(20), 500);
     totals.closes += t.closes;
     totals.reopened += t.reopened;
     return totals.reopened > 0;
