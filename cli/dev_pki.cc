@@ -30,6 +30,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
 #include "common/naming.h"
 #include "common/spiffe_id.h"
 
@@ -359,18 +360,18 @@ absl::StatusOr<X509Ptr> BuildCert(const CertSpec& spec, EVP_PKEY* key, X509* iss
     int nid;
     const char* value;
   };
-  std::vector<Ext> exts;
-  if (spec.is_ca) {
-    exts = {{NID_basic_constraints, "critical,CA:TRUE"},
-            {NID_key_usage, "critical,keyCertSign,cRLSign"},
-            {NID_subject_key_identifier, "hash"}};
-  } else {
-    exts = {{NID_basic_constraints, "critical,CA:FALSE"},
-            {NID_key_usage, "critical,digitalSignature"},
-            {NID_ext_key_usage, "serverAuth,clientAuth"},
-            {NID_subject_key_identifier, "hash"},
-            {NID_authority_key_identifier, "keyid:always"}};
-  }
+  // Fixed tables (GCC 12 at -O2 warns, falsely, on assigning an initializer
+  // list to a vector here).
+  static constexpr Ext kCaExts[] = {{NID_basic_constraints, "critical,CA:TRUE"},
+                                    {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                                    {NID_subject_key_identifier, "hash"}};
+  static constexpr Ext kLeafExts[] = {{NID_basic_constraints, "critical,CA:FALSE"},
+                                      {NID_key_usage, "critical,digitalSignature"},
+                                      {NID_ext_key_usage, "serverAuth,clientAuth"},
+                                      {NID_subject_key_identifier, "hash"},
+                                      {NID_authority_key_identifier, "keyid:always"}};
+  const absl::Span<const Ext> exts =
+      spec.is_ca ? absl::MakeConstSpan(kCaExts) : absl::MakeConstSpan(kLeafExts);
   for (const Ext& ext : exts) {
     if (absl::Status s = AddExtension(cert.get(), signer, ext.nid, ext.value); !s.ok()) return s;
   }
