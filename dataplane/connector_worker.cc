@@ -73,8 +73,7 @@ void ConnectorWorker::HandleFrame(absl::Span<uint8_t> frame, const Origin& origi
     return;
   }
   const FrameHeader& header = view->header;
-  const RouteTable* table = routes();
-  SessionRef ref = table == nullptr ? SessionRef{} : table->FindSession(header.session_id);
+  SessionRef ref = FindSession(header.session_id);
   if (!ref || ref.hop != Hop::kConnector) {
     Drop(DropReason::kUnknownSession);
     return;
@@ -244,7 +243,7 @@ void ConnectorWorker::ToBackend(FlowHandle handle, const FrameHeader& header,
 void ConnectorWorker::ReadBackend(FlowHandle handle) {
   Flow& flow = flows_.value(handle);
   const FlowKey& key = flows_.key(handle);
-  SessionRef ref = routes() == nullptr ? SessionRef{} : routes()->FindSession(key.session_id);
+  SessionRef ref = FindSession(key.session_id);
   for (int i = 0; i < 32; ++i) {
     absl::Span<uint8_t> buffer = BeginSend(flow.relay);
     size_t room = PayloadRoom(buffer.size());
@@ -301,7 +300,7 @@ bool ConnectorWorker::SendOnFlowFromBuffer(FlowHandle handle, const SessionRoute
 bool ConnectorWorker::SendOnFlow(FlowHandle handle, FrameType type, uint8_t flags,
                                  absl::Span<const uint8_t> payload) {
   const FlowKey& key = flows_.key(handle);
-  SessionRef ref = routes() == nullptr ? SessionRef{} : routes()->FindSession(key.session_id);
+  SessionRef ref = FindSession(key.session_id);
   if (!ref) return false;
   FrameHeader out;
   out.type = type;
@@ -389,7 +388,7 @@ void ConnectorWorker::OnStreamClosed(StreamConn* conn) {
 void ConnectorWorker::OnRoutesChanged() {
   const RouteTable* table = routes();
   flows_.ForEach([&](FlowHandle handle, const FlowKey& key, Flow& flow) {
-    SessionRef ref = table == nullptr ? SessionRef{} : table->FindSession(key.session_id);
+    SessionRef ref = FindSession(key.session_id);
     if (!ref) {
       EraseFlow(handle);
       return;

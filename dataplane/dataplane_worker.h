@@ -115,6 +115,11 @@ class DataplaneWorker : public EventLoop::Handler, public StreamConn::Delegate {
 
   // The route table in use (null before the first one).
   const RouteTable* routes() const { return table_; }
+  // The session and hop `session_id` names in the table in use; empty when
+  // unknown or before the first table.
+  SessionRef FindSession(uint64_t session_id) const {
+    return table_ == nullptr ? SessionRef{} : table_->FindSession(session_id);
+  }
   // The time of the current batch (CLOCK_REALTIME ns; counters derive from it).
   int64_t now_ns() const { return now_ns_; }
   // A fresh send sequence for any flow of this worker: strictly increasing,

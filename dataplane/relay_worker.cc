@@ -44,8 +44,7 @@ void RelayWorker::HandleFrame(absl::Span<uint8_t> frame, const Origin& origin) {
     return;
   }
   const FrameHeader& header = view->header;
-  const RouteTable* table = routes();
-  SessionRef ref = table == nullptr ? SessionRef{} : table->FindSession(header.session_id);
+  SessionRef ref = FindSession(header.session_id);
   if (!ref) {
     Drop(DropReason::kUnknownSession);
     return;
@@ -106,31 +105,7 @@ void RelayWorker::FromAgent(const SessionRef& ref, const FrameHeader& header,
     return;
   }
   if (header.has_fin()) flow.agent_fin = true;
-
-  Origin dest;
-  if (flow.stream) {
-    dest.conn = flow.connector_conn;
-  } else {
-    dest.udp = route.connector_udp;
-  }
-  FrameHeader out;
-  out.type = header.type;
-  out.flags = header.flags;
-  out.session_id = route.connector_session_id;
-  out.service_id = route.service_id;
-  out.flow_id = flow.upstream_flow;
-  out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  if (!SendSealed(route.connector_aead[index()], out, payload, dest) && flow.stream &&
-      header.type != FrameType::kClose) {
-    // A stream flow cannot lose a frame and carry on: reset it both ways.
-    CloseToAgent(route, header.flow_id, flow.agent);
-    CloseToConnector(route, flow);
-    EraseFlow(handle);
-    return;
-  }
-  if (header.type == FrameType::kClose || (flow.agent_fin && flow.connector_fin)) {
-    EraseFlow(handle);
-  }
+  SendOnward(handle, route, header, payload, Hop::kConnector);
 }
 
 void RelayWorker::FromConnector(const SessionRef& ref, const FrameHeader& header,
@@ -156,23 +131,47 @@ void RelayWorker::FromConnector(const SessionRef& ref, const FrameHeader& header
   traffic_mut().CountIn(route.service_id, frame.size());
   flows_.Touch(handle, now_ns());
   if (header.has_fin()) flow.connector_fin = true;
+  SendOnward(handle, route, header, payload, Hop::kAgent);
+}
+
+void RelayWorker::SendOnward(FlowHandle handle, const SessionRoute& route, const FrameHeader& in,
+                             absl::Span<const uint8_t> payload, Hop to) {
+  Flow& flow = flows_.value(handle);
+  const uint32_t agent_flow = flows_.key(handle).flow_id;
   FrameHeader out;
-  out.type = header.type;
-  out.flags = header.flags;
-  out.session_id = route.agent_session_id;
+  out.type = in.type;
+  out.flags = in.flags;
   out.service_id = route.service_id;
-  out.flow_id = flows_.key(handle).flow_id;
-  out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
-  if (!SendSealed(route.agent_aead[index()], out, payload, flow.agent) && flow.stream &&
-      header.type != FrameType::kClose) {
-    CloseToAgent(route, out.flow_id, flow.agent);
+  bool sent;
+  if (to == Hop::kConnector) {
+    out.session_id = route.connector_session_id;
+    out.flow_id = flow.upstream_flow;
+    out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
+    sent = SendSealed(route.connector_aead[index()], out, payload, ConnectorDest(route, flow));
+  } else {
+    out.session_id = route.agent_session_id;
+    out.flow_id = agent_flow;
+    out.counter = MakeCounter(Direction::kResponderToInitiator, NextSequence());
+    sent = SendSealed(route.agent_aead[index()], out, payload, flow.agent);
+  }
+  if (!sent && flow.stream && in.type != FrameType::kClose) {
+    // A stream flow cannot lose a frame and carry on: reset it both ways.
+    CloseToAgent(route, agent_flow, flow.agent);
     CloseToConnector(route, flow);
     EraseFlow(handle);
     return;
   }
-  if (header.type == FrameType::kClose || (flow.agent_fin && flow.connector_fin)) {
-    EraseFlow(handle);
+  if (in.type == FrameType::kClose || (flow.agent_fin && flow.connector_fin)) EraseFlow(handle);
+}
+
+Origin RelayWorker::ConnectorDest(const SessionRoute& route, const Flow& flow) {
+  Origin dest;
+  if (flow.stream) {
+    dest.conn = flow.connector_conn;
+  } else {
+    dest.udp = route.connector_udp;
   }
+  return dest;
 }
 
 void RelayWorker::AnswerProbe(const SessionRef& ref, const FrameHeader& header,
@@ -278,30 +277,23 @@ void RelayWorker::CloseToAgent(const SessionRoute& route, uint32_t flow_id, cons
 }
 
 void RelayWorker::CloseToConnector(const SessionRoute& route, const Flow& flow) {
-  Origin dest;
-  if (flow.stream) {
-    dest.conn = flow.connector_conn;
-  } else {
-    dest.udp = route.connector_udp;
-  }
   FrameHeader out;
   out.type = FrameType::kClose;
   out.session_id = route.connector_session_id;
   out.service_id = route.service_id;
   out.flow_id = flow.upstream_flow;
   out.counter = MakeCounter(Direction::kInitiatorToResponder, NextSequence());
-  SendSealed(route.connector_aead[index()], out, {}, dest);
+  SendSealed(route.connector_aead[index()], out, {}, ConnectorDest(route, flow));
 }
 
 void RelayWorker::OnTick() {
   const int64_t udp_idle = absl::ToInt64Nanoseconds(options().udp_idle_timeout);
   const int64_t stream_idle = absl::ToInt64Nanoseconds(options().stream_idle_timeout);
-  const RouteTable* table = routes();
   size_t evicted = 0;
   flows_.ForEach([&](FlowHandle handle, const FlowKey& key, Flow& flow) {
     int64_t idle = now_ns() - flows_.last_active_ns(handle);
     if (idle <= (flow.stream ? stream_idle : udp_idle)) return;
-    SessionRef ref = table == nullptr ? SessionRef{} : table->FindSession(key.session_id);
+    SessionRef ref = FindSession(key.session_id);
     if (ref) {
       CloseToConnector(*ref.route, flow);
       CloseToAgent(*ref.route, key.flow_id, flow.agent);
@@ -315,10 +307,9 @@ void RelayWorker::OnTick() {
 }
 
 void RelayWorker::OnStreamClosed(StreamConn* conn) {
-  const RouteTable* table = routes();
   flows_.ForEach([&](FlowHandle handle, const FlowKey& key, Flow& flow) {
     if (flow.agent.conn != conn && flow.connector_conn != conn) return;
-    SessionRef ref = table == nullptr ? SessionRef{} : table->FindSession(key.session_id);
+    SessionRef ref = FindSession(key.session_id);
     if (ref) {
       if (flow.agent.conn == conn && flow.connector_conn != conn) {
         CloseToConnector(*ref.route, flow);
@@ -331,10 +322,9 @@ void RelayWorker::OnStreamClosed(StreamConn* conn) {
 }
 
 void RelayWorker::OnRoutesChanged() {
-  const RouteTable* table = routes();
   // Flows of sessions that left the routes end with their session.
   flows_.ForEach([&](FlowHandle handle, const FlowKey& key, Flow&) {
-    if (table == nullptr || !table->FindSession(key.session_id)) EraseFlow(handle);
+    if (!FindSession(key.session_id)) EraseFlow(handle);
   });
 }
 

@@ -59,6 +59,14 @@ class RelayWorker : public DataplaneWorker {
   FlowHandle CreateFlow(const SessionRef& ref, uint32_t flow_id, const Origin& origin,
                         DropReason* reason);
   void EraseFlow(FlowHandle handle);
+  // Re-seals an authenticated frame `in` of flow `handle` for the hop `to`
+  // and sends it there. Ends the flow after a CLOSE or once both sides sent
+  // FIN, and resets a stream flow whose frame could not be queued.
+  void SendOnward(FlowHandle handle, const SessionRoute& route, const FrameHeader& in,
+                  absl::Span<const uint8_t> payload, Hop to);
+  // Where a flow's frames to the connector go: its stream transport, or the
+  // connector's UDP address.
+  static Origin ConnectorDest(const SessionRoute& route, const Flow& flow);
   // Tells the agent that a flow is gone (so it opens a new one).
   void CloseToAgent(const SessionRoute& route, uint32_t flow_id, const Origin& dest);
   void CloseToConnector(const SessionRoute& route, const Flow& flow);
