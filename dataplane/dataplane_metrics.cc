@@ -62,7 +62,8 @@ void DataplaneMetrics::Update(const std::vector<const DataplaneWorker*>& workers
     first = false;
   }
   for (const auto& [id, totals] : services) {
-    std::string name = absl::StrCat("id-", id);
+    // Service 0 collects what no per-service slot took (ServiceCounters).
+    std::string name = id == 0 ? "other" : absl::StrCat("id-", id);
     std::string tenant;
     if (auto it = names_.find(id); it != names_.end()) {
       name = it->second.first;

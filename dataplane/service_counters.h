@@ -42,18 +42,21 @@ class ServiceCounters {
   template <typename F>
   void ForEach(F&& fn) const {
     for (const Slot& s : slots_) {
-      uint32_t id = s.service_id.load(std::memory_order_acquire);
-      if (id == 0 && s.frames_in.load(std::memory_order_relaxed) == 0 &&
-          s.frames_out.load(std::memory_order_relaxed) == 0) {
-        continue;
-      }
-      fn(id, s.frames_in.load(std::memory_order_relaxed),
-         s.bytes_in.load(std::memory_order_relaxed), s.frames_out.load(std::memory_order_relaxed),
-         s.bytes_out.load(std::memory_order_relaxed));
+      if (s.service_id.load(std::memory_order_acquire) != 0) Report(s, fn);
+    }
+    if (overflow_.frames_in.load(std::memory_order_relaxed) != 0 ||
+        overflow_.frames_out.load(std::memory_order_relaxed) != 0) {
+      Report(overflow_, fn);  // service_id 0: "other"
     }
   }
 
  private:
+  template <typename F>
+  static void Report(const Slot& s, F& fn) {
+    fn(s.service_id.load(std::memory_order_acquire), s.frames_in.load(std::memory_order_relaxed),
+       s.bytes_in.load(std::memory_order_relaxed), s.frames_out.load(std::memory_order_relaxed),
+       s.bytes_out.load(std::memory_order_relaxed));
+  }
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
