@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -205,26 +206,28 @@ v1::Service ServiceRegistry::ToServiceLocked(const ServiceEntry& entry) const {
   }
   const bool routed = RoutedLocked(entry);
   if (routed) service.set_connector(entry.connector);
-  int healthy = 0;
-  int unhealthy = 0;
-  for (const v1::BackendSpec& backend : entry.spec.backends()) {
-    v1::BackendStatus* status = service.add_backends();
-    auto it = entry.backends.find(backend.address());
-    if (it != entry.backends.end()) {
-      *status = it->second;
-    } else {
+  if (entry.reported.has_value()) {
+    for (const v1::BackendStatus& status : *entry.reported) *service.add_backends() = status;
+  } else {
+    for (const v1::BackendSpec& backend : entry.spec.backends()) {
+      v1::BackendStatus* status = service.add_backends();
       status->set_address(backend.address());
       status->set_source(backend.address());
       status->set_health(v1::HEALTH_STATE_UNKNOWN);
     }
-    if (status->health() == v1::HEALTH_STATE_HEALTHY) ++healthy;
-    if (status->health() == v1::HEALTH_STATE_UNHEALTHY) ++unhealthy;
+  }
+  int healthy = 0;
+  int unhealthy = 0;
+  for (const v1::BackendStatus& status : service.backends()) {
+    if (status.health() == v1::HEALTH_STATE_HEALTHY) ++healthy;
+    if (status.health() == v1::HEALTH_STATE_UNHEALTHY) ++unhealthy;
   }
   if (!routed) {
     service.set_health(v1::HEALTH_STATE_UNHEALTHY);
   } else if (healthy > 0) {
     service.set_health(v1::HEALTH_STATE_HEALTHY);
-  } else if (unhealthy == entry.spec.backends_size()) {
+  } else if (unhealthy == service.backends_size()) {
+    // Every backend failed its checks, or discovery found none.
     service.set_health(v1::HEALTH_STATE_UNHEALTHY);
   } else {
     service.set_health(v1::HEALTH_STATE_UNKNOWN);
@@ -359,7 +362,7 @@ absl::Status ServiceRegistry::ApplyHelloLocked(const SpiffeId& id, const v1::Hel
       if (!service_id.ok()) return service_id.status();
       entry.id = *service_id;
     }
-    if (entry.spec.SerializeAsString() != spec.SerializeAsString()) entry.backends.clear();
+    if (entry.spec.SerializeAsString() != spec.SerializeAsString()) entry.reported.reset();
     entry.spec = spec;
     entry.origin = "config";
     entry.connector = id.name;
@@ -462,16 +465,32 @@ absl::Status ServiceRegistry::ReportHealth(const SpiffeId& id, uint64_t serial,
       return absl::NotFoundError(absl::StrCat("health report for service \"", report.service(),
                                               "\", which this connector does not serve"));
     }
-    bool changed = false;
-    for (const v1::BackendStatus& status : report.backends()) {
-      const std::string source = status.source().empty() ? status.address() : status.source();
-      v1::BackendStatus& current = it->second.backends[source];
-      if (current.SerializeAsString() != status.SerializeAsString()) {
-        current = status;
-        if (current.source().empty()) current.set_source(source);
-        changed = true;
+    std::vector<v1::BackendStatus> backends;
+    for (int i = 0; i < report.backends_size(); ++i) {
+      v1::BackendStatus status = report.backends(i);
+      if (status.address().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("health.backends[", i, "].address: empty; give the resolved ip:port"));
       }
+      if (status.source().empty()) status.set_source(status.address());
+      const auto& specs = it->second.spec.backends();
+      if (std::none_of(specs.begin(), specs.end(),
+                       [&](const v1::BackendSpec& b) { return b.address() == status.source(); })) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "health.backends[", i, "].source: \"", status.source(), "\" is not a backend of ",
+            id.tenant, "/", report.service(), "; report the spec's address it was resolved from"));
+      }
+      backends.push_back(std::move(status));
     }
+    const auto same = [](const std::vector<v1::BackendStatus>& a,
+                         const std::vector<v1::BackendStatus>& b) {
+      return a.size() == b.size() &&
+             std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+               return x.SerializeAsString() == y.SerializeAsString();
+             });
+    };
+    const bool changed = !it->second.reported.has_value() || !same(*it->second.reported, backends);
+    it->second.reported = std::move(backends);
     if (!changed) return absl::OkStatus();
     LOG(INFO) << "Health of " << id.tenant << "/" << report.service() << " changed";
     BumpVersionLocked();
@@ -516,7 +535,7 @@ void ServiceRegistry::Tick() {
             ReleaseVipLocked(s->first);
             s = services_.erase(s);
           } else {
-            if (mine) s->second.backends.clear();
+            if (mine) s->second.reported.reset();
             ++s;
           }
         }
@@ -719,7 +738,13 @@ v1::RouteSnapshot ServiceRegistry::BuildSnapshot(const SpiffeId& id) {
     route->set_port(entry.spec.port());
     route->set_connector(entry.connector);
     for (const v1::BackendStatus& backend : service.backends()) {
-      if (backend.health() != v1::HEALTH_STATE_UNHEALTHY) route->add_backends(backend.address());
+      // A dns:// or srv:// spec the connector has not resolved yet is no
+      // address a data plane can send to.
+      if (backend.health() == v1::HEALTH_STATE_UNHEALTHY ||
+          absl::StrContains(backend.address(), "://")) {
+        continue;
+      }
+      route->add_backends(backend.address());
     }
   }
   if (std::optional<controlplane::WatcherRole> role = WatcherRoleOf(id)) {

@@ -117,7 +117,10 @@ class ServiceRegistry {
   absl::Status UpdateConnector(const SpiffeId& id, uint64_t serial, const v1::Hello& hello);
   // Records liveness.
   void Keepalive(const SpiffeId& id, uint64_t serial);
-  // Applies a health report. NOT_FOUND when the service is not this
+  // Applies a health report: it replaces the service's backend set with the
+  // report's (the connector's own view: resolved addresses with health).
+  // INVALID_ARGUMENT naming the field for a backend without an address or
+  // whose source is not one of the spec's backends. NOT_FOUND when the service is not this
   // connector's.
   absl::Status ReportHealth(const SpiffeId& id, uint64_t serial, const v1::HealthReport& report);
   // The stream ended; its services stay routed for the grace period. A stale
@@ -205,8 +208,11 @@ class ServiceRegistry {
     uint32_t id = 0;
     std::string origin;     // "config" or "api"
     std::string connector;  // the serving connector's name
-    // Latest health per backend address, from health reports.
-    std::map<std::string, v1::BackendStatus> backends;
+    // The serving connector's last health report: every backend it resolved
+    // from the spec (a dns:// or srv:// source may give several), each with
+    // its health. Absent until the first report (the spec's backends then
+    // count as UNKNOWN); reset when the spec changes or the connector leaves.
+    std::optional<std::vector<v1::BackendStatus>> reported;
     // The leased VIP; empty only if leasing failed while loading the state.
     std::string vip;
   };

@@ -14,6 +14,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 class RecordingLink : public ConnectorLink {
  public:
@@ -217,9 +218,13 @@ TEST_F(ServiceRegistryTest, UnhealthyBackendLeavesRoutesAndComesBack) {
   const uint64_t serial = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
   v1::HealthReport report;
   report.set_service("web");
+  // A report carries the service's whole backend set.
   auto* b = report.add_backends();
   b->set_address("127.0.0.1:8080");
   b->set_health(v1::HEALTH_STATE_UNHEALTHY);
+  auto* other = report.add_backends();
+  other->set_address("127.0.0.1:8081");
+  other->set_health(v1::HEALTH_STATE_HEALTHY);
   ASSERT_TRUE(registry_->ReportHealth(id, serial, report).ok());
   auto web = [&] {
     const v1::RouteSnapshot snapshot = registry_->BuildSnapshot(relay_);
@@ -234,8 +239,67 @@ TEST_F(ServiceRegistryTest, UnhealthyBackendLeavesRoutesAndComesBack) {
   ASSERT_TRUE(registry_->ReportHealth(id, serial, report).ok());
   EXPECT_THAT(web(), ElementsAre("127.0.0.1:8080", "127.0.0.1:8081"));
 
+  // The service's health follows: every backend down is UNHEALTHY, its VIP stays.
+  other->set_health(v1::HEALTH_STATE_UNHEALTHY);
+  b->set_health(v1::HEALTH_STATE_UNHEALTHY);
+  ASSERT_TRUE(registry_->ReportHealth(id, serial, report).ok());
+  EXPECT_THAT(web(), IsEmpty());
+  for (const v1::Service& s : registry_->ListServices("acme")) {
+    if (s.spec().name() != "web") continue;
+    EXPECT_EQ(s.health(), v1::HEALTH_STATE_UNHEALTHY);
+    EXPECT_FALSE(s.vip().empty());
+  }
+
+  // A source that is not in the spec is refused, naming the field.
+  v1::HealthReport stray = report;
+  stray.mutable_backends(1)->set_source("10.9.9.9:1");
+  const absl::Status refused = registry_->ReportHealth(id, serial, stray);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("health.backends[1].source"));
+
   report.set_service("not-mine");
   EXPECT_EQ(registry_->ReportHealth(id, serial, report).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServiceRegistryTest, DiscoveredBackendsComeFromTheConnectorsReport) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  const uint64_t serial = Attach(id, R"pb(
+                                   services {
+                                     name: "db"
+                                     protocol: PROTOCOL_UDP
+                                     port: 53
+                                     backends { address: "dns://db.internal:5353" }
+                                   })pb",
+                                 std::make_shared<RecordingLink>());
+  auto db = [&] {
+    const v1::RouteSnapshot snapshot = registry_->BuildSnapshot(relay_);
+    for (const auto& s : snapshot.services()) {
+      if (s.name() == "db")
+        return std::vector<std::string>(s.backends().begin(), s.backends().end());
+    }
+    return std::vector<std::string>{"(not routed)"};
+  };
+  // Unresolved: routed, but no address to send to yet.
+  EXPECT_THAT(db(), IsEmpty());
+  v1::HealthReport report;
+  report.set_service("db");
+  for (const char* address : {"10.0.0.1:5353", "10.0.0.2:5353"}) {
+    auto* b = report.add_backends();
+    b->set_address(address);
+    b->set_source("dns://db.internal:5353");
+    b->set_health(v1::HEALTH_STATE_HEALTHY);
+  }
+  ASSERT_TRUE(registry_->ReportHealth(id, serial, report).ok());
+  EXPECT_THAT(db(), ElementsAre("10.0.0.1:5353", "10.0.0.2:5353"));
+  // The record changed: the next report replaces the set.
+  report.mutable_backends()->DeleteSubrange(0, 1);
+  ASSERT_TRUE(registry_->ReportHealth(id, serial, report).ok());
+  EXPECT_THAT(db(), ElementsAre("10.0.0.2:5353"));
+  const std::vector<v1::Service> services = registry_->ListServices("acme");
+  ASSERT_EQ(services.size(), 1u);
+  ASSERT_EQ(services[0].backends_size(), 1);
+  EXPECT_EQ(services[0].backends(0).source(), "dns://db.internal:5353");
+  EXPECT_EQ(services[0].health(), v1::HEALTH_STATE_HEALTHY);
 }
 
 TEST_F(ServiceRegistryTest, ApiServiceIsPushedPersistedAndStable) {
