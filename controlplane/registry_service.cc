@@ -136,6 +136,10 @@ class ConnectorSessionReactor
         if (!s.ok()) LOG(WARNING) << "Health report from " << peer_.id.ToUri() << ": " << s;
         return absl::OkStatus();
       }
+      case v1::ConnectorMessage::kConfigStatus:
+        if (serial_ == 0) break;
+        registry_->SetConfigStatus(peer_.id, serial_, message.config_status());
+        return absl::OkStatus();
       case v1::ConnectorMessage::kCommandResult:
         if (serial_ == 0) break;
         if (!message.command_result().error().empty()) {

@@ -499,6 +499,18 @@ absl::Status ServiceRegistry::ReportHealth(const SpiffeId& id, uint64_t serial,
   return absl::OkStatus();
 }
 
+void ServiceRegistry::SetConfigStatus(const SpiffeId& id, uint64_t serial,
+                                      const v1::ConfigStatus& status) {
+  MutexLock lock(&mu_);
+  auto it = connectors_.find(Key{id.tenant, id.name});
+  if (it == connectors_.end() || it->second.serial != serial) return;
+  it->second.config_status = status;
+  if (!status.error().empty()) {
+    LOG(WARNING) << "Connector " << id.ToUri() << " refused a config reload of " << status.path()
+                 << ": " << status.error();
+  }
+}
+
 void ServiceRegistry::DetachConnector(const SpiffeId& id, uint64_t serial) {
   MutexLock lock(&mu_);
   auto it = connectors_.find(Key{id.tenant, id.name});
@@ -694,6 +706,10 @@ std::vector<v1::Peer> ServiceRegistry::ListConnectors() {
     *peer.mutable_connected_at() = ToTimestamp(c.connected_at);
     peer.set_version(c.version);
     peer.set_acked_route_version(c.acked_route_version);
+    if (!c.config_status.error().empty()) {
+      peer.set_config_error(c.config_status.error());
+      *peer.mutable_config_error_at() = c.config_status.at();
+    }
     out.push_back(std::move(peer));
   }
   return out;

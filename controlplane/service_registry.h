@@ -117,6 +117,9 @@ class ServiceRegistry {
   absl::Status UpdateConnector(const SpiffeId& id, uint64_t serial, const v1::Hello& hello);
   // Records liveness.
   void Keepalive(const SpiffeId& id, uint64_t serial);
+  // Records the connector's last config reload outcome (shown in
+  // ListConnectors' config_error). Ignored for a replaced session.
+  void SetConfigStatus(const SpiffeId& id, uint64_t serial, const v1::ConfigStatus& status);
   // Applies a health report: it replaces the service's backend set with the
   // report's (the connector's own view: resolved addresses with health).
   // INVALID_ARGUMENT naming the field for a backend without an address or
@@ -226,6 +229,7 @@ class ServiceRegistry {
     std::shared_ptr<ConnectorLink> link;  // null while detached
     absl::Time grace_deadline = absl::InfiniteFuture();
     uint64_t acked_route_version = 0;
+    v1::ConfigStatus config_status;  // the last reload's outcome
   };
   using Key = std::pair<std::string, std::string>;  // (tenant, name)
 

@@ -261,6 +261,21 @@ TEST_F(ServiceRegistryTest, UnhealthyBackendLeavesRoutesAndComesBack) {
   EXPECT_EQ(registry_->ReportHealth(id, serial, report).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ServiceRegistryTest, RefusedConfigReloadShowsInListConnectors) {
+  const SpiffeId id = Connector("acme", "edge-1");
+  const uint64_t serial = Attach(id, kTwoServices, std::make_shared<RecordingLink>());
+  v1::ConfigStatus status;
+  status.set_path("/etc/ferry/connector.yaml");
+  status.set_error("services[0].port: 70000 is not a port");
+  registry_->SetConfigStatus(id, serial, status);
+  registry_->SetConfigStatus(id, serial + 1, v1::ConfigStatus());  // A stale session: ignored.
+  std::vector<v1::Peer> peers = registry_->ListConnectors();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].config_error(), "services[0].port: 70000 is not a port");
+  registry_->SetConfigStatus(id, serial, v1::ConfigStatus());  // The next reload succeeded.
+  EXPECT_EQ(registry_->ListConnectors()[0].config_error(), "");
+}
+
 TEST_F(ServiceRegistryTest, DiscoveredBackendsComeFromTheConnectorsReport) {
   const SpiffeId id = Connector("acme", "edge-1");
   const uint64_t serial = Attach(id, R"pb(
