@@ -405,6 +405,25 @@ absl::Status ValidateConfig(const v1::ConnectorConfig& config) {
         absl::StrCat(shown(min_ttl, true), " is more than dns_max_ttl ", shown(max_ttl, false),
                      "; the minimum must not exceed the maximum"));
   }
+  for (int i = 0; i < config.dns_servers_size(); ++i) {
+    const std::string& server = config.dns_servers(i);
+    const std::string path = absl::StrCat("dns_servers[", i, "]");
+    in_addr v4;
+    in6_addr v6;
+    if (inet_pton(AF_INET, server.c_str(), &v4) == 1 ||
+        inet_pton(AF_INET6, server.c_str(), &v6) == 1) {
+      continue;
+    }
+    std::string host;
+    uint16_t port = 0;
+    if (!SplitHostPort(server, &host, &port, PortRule::kNonZero) ||
+        (inet_pton(AF_INET, host.c_str(), &v4) != 1 &&
+         inet_pton(AF_INET6, host.c_str(), &v6) != 1)) {
+      return FieldError(path, absl::StrCat(Quoted(server),
+                                           " is not an IP address, with or without a port "
+                                           "(e.g. 127.0.0.1, 127.0.0.1:5353, [::1]:53)"));
+    }
+  }
   return absl::OkStatus();
 }
 

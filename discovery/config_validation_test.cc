@@ -201,6 +201,21 @@ TEST(ValidateConfigTest, DnsTtlBoundsUseDefaultsWhenUnset) {
             "dns_min_ttl: must be positive, got -1.25s; leave it out for the default");
 }
 
+TEST(ValidateConfigTest, DnsServersAreIpAddressesWithOptionalPorts) {
+  for (const char* good : {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53"}) {
+    EXPECT_EQ(ErrorOf(ValidateConfig(FromText<v1::ConnectorConfig>(
+                  absl::StrCat("intermediates: \"i:1\" dns_servers: \"", good, "\"")))),
+              "")
+        << good;
+  }
+  EXPECT_EQ(ErrorOf(ValidateConfig(
+                FromText<v1::ConnectorConfig>(R"pb(intermediates: "i:1"
+                                                   dns_servers: "127.0.0.1"
+                                                   dns_servers: "ns1.example:53")pb"))),
+            "dns_servers[1]: \"ns1.example:53\" is not an IP address, with or without a port (e.g. "
+            "127.0.0.1, 127.0.0.1:5353, [::1]:53)");
+}
+
 TEST(ValidateConfigTest, RelayWorkersUpToTheBound) {
   EXPECT_EQ(ErrorOf(ValidateConfig(FromText<v1::RelayConfig>(
                 absl::StrCat("intermediates: \"i:1\" workers: ", kMaxWorkers)))),
