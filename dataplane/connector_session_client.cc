@@ -70,6 +70,14 @@ void ConnectorSessionClient::ReportHealth(const v1::HealthReport& report) {
   WriteLocked(message);
 }
 
+void ConnectorSessionClient::SetConfigStatus(const v1::ConfigStatus& status) {
+  MutexLock lock(&mu_);
+  config_status_ = status;
+  v1::ConnectorMessage message;
+  *message.mutable_config_status() = status;
+  WriteLocked(message);
+}
+
 void ConnectorSessionClient::Run() {
   Backoff backoff(absl::Milliseconds(200), absl::Seconds(10));
   for (;;) {
@@ -96,6 +104,11 @@ bool ConnectorSessionClient::SessionOnce() {
     hello.mutable_hello()->set_version(version_);
     for (const v1::ServiceSpec& spec : services_) *hello.mutable_hello()->add_services() = spec;
     WriteLocked(hello);
+    if (!config_status_.error().empty()) {
+      v1::ConnectorMessage message;
+      *message.mutable_config_status() = config_status_;
+      WriteLocked(message);
+    }
   }
   bool welcomed = false;
   v1::ConnectorCommand command;
@@ -116,9 +129,16 @@ bool ConnectorSessionClient::SessionOnce() {
         if (callbacks_.on_welcome) callbacks_.on_welcome(command.welcome());
         break;
       }
-      case v1::ConnectorCommand::kApiServices:
-        if (callbacks_.on_api_services) callbacks_.on_api_services(command.api_services());
+      case v1::ConnectorCommand::kApiServices: {
+        if (!callbacks_.on_api_services) break;
+        const absl::Status s = callbacks_.on_api_services(command.api_services());
+        v1::ConnectorMessage result;
+        result.mutable_command_result()->set_command_id(command.command_id());
+        if (!s.ok()) result.mutable_command_result()->set_error(s.ToString());
+        MutexLock lock(&mu_);
+        WriteLocked(result);
         break;
+      }
       default:
         break;
     }

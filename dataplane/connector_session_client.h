@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -26,7 +27,9 @@ class ConnectorSessionClient {
     // The Intermediate accepted the Hello (services with ids and VIPs).
     std::function<void(const v1::Welcome&)> on_welcome;
     // The full set of API-registered services this connector is to serve.
-    std::function<void(const v1::ApiServices&)> on_api_services;
+    // The status is sent back as the command's CommandResult (its message
+    // is the error the Intermediate logs).
+    std::function<absl::Status(const v1::ApiServices&)> on_api_services;
   };
 
   ConnectorSessionClient(std::shared_ptr<grpc::Channel> channel, std::string version,
@@ -39,6 +42,10 @@ class ConnectorSessionClient {
   // Queues a health report (dropped while disconnected: the next Hello starts
   // from a clean slate and the health checker re-reports). Thread-safe.
   void ReportHealth(const v1::HealthReport& report);
+  // Records the last config reload's outcome and sends it; a refused reload
+  // is sent again on every new stream, so the Intermediate always shows it.
+  // Thread-safe.
+  void SetConfigStatus(const v1::ConfigStatus& status);
 
   void Start();
   // Ends the stream (the Intermediate then starts its grace period) and joins.
@@ -64,6 +71,7 @@ class ConnectorSessionClient {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<v1::ServiceSpec> services_ ABSL_GUARDED_BY(mu_);
+  v1::ConfigStatus config_status_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   grpc::ClientReaderWriter<v1::ConnectorMessage, v1::ConnectorCommand>* stream_
       ABSL_GUARDED_BY(mu_) = nullptr;
