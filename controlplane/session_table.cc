@@ -233,6 +233,23 @@ absl::StatusOr<SessionTable::Opened> SessionTable::Open(const OpenRequest& reque
 void SessionTable::EraseIds(const Session& session) {
   ids_in_use_.erase(session.agent_hop.session_id());
   ids_in_use_.erase(session.connector_hop.session_id());
+  const uint64_t id = session.agent_hop.session_id();
+  if (ended_.count(id) == 0) ended_order_.push_back(id);
+  ended_[id] = SessionParties{session.tenant, session.agent, session.connector, session.expires_at,
+                              /*ended=*/true};
+  while (ended_order_.size() > kRememberedEndedSessions) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
+  }
+}
+
+std::optional<SessionParties> SessionTable::FindParties(uint64_t session_id) const {
+  if (auto it = sessions_.find(session_id); it != sessions_.end()) {
+    const Session& s = it->second;
+    return SessionParties{s.tenant, s.agent, s.connector, s.expires_at, /*ended=*/false};
+  }
+  if (auto it = ended_.find(session_id); it != ended_.end()) return it->second;
+  return std::nullopt;
 }
 
 int SessionTable::Expire(absl::Time now) {

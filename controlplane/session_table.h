@@ -17,9 +17,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -88,6 +90,19 @@ struct Session {
   // The relay carrying the session.
   PartyKey relay;
   absl::Time expires_at;
+};
+
+// Who a session names, for signaling (controlplane/signal_hub.h): enough to
+// check a sender's ownership, nothing secret.
+struct SessionParties {
+  std::string tenant;
+  // Identity names of the session's agent and connector.
+  std::string agent;
+  std::string connector;
+  absl::Time expires_at;
+  // True when the session was removed from the table (it expired, or its
+  // service left the routes); false while it is held.
+  bool ended = false;
 };
 
 class SessionTable {
@@ -161,6 +176,14 @@ class SessionTable {
   // Removes the sessions for which `keep` is false; returns how many.
   int RetainIf(const std::function<bool(const Session&)>& keep);
 
+  // Who session `session_id` (its agent hop's id) names: a held session
+  // (expired ones too, until Expire), else one of the last
+  // kRememberedEndedSessions removed (ended = true), else nullopt.
+  std::optional<SessionParties> FindParties(uint64_t session_id) const;
+  // How many removed sessions FindParties still knows, oldest forgotten
+  // first: signaling for a recently ended session is told that it ended.
+  static constexpr size_t kRememberedEndedSessions = 4096;
+
   // Sessions in the table (expired ones stay until Expire).
   size_t size() const { return sessions_.size(); }
   // Sessions of `agent` that expire after `now`.
@@ -188,6 +211,7 @@ class SessionTable {
   absl::StatusOr<v1::HopKey> NewHop(const std::set<uint64_t>& taken);
   // Whether some session is served by connector `watcher`.
   bool ConnectorHasSessions(const PartyKey& watcher) const;
+  // For a session being removed: frees its ids and remembers it in ended_.
   void EraseIds(const Session& session);
 
   const Options options_;
@@ -195,6 +219,10 @@ class SessionTable {
   std::map<uint64_t, Session> sessions_;
   // Session ids of both hops of every session.
   std::set<uint64_t> ids_in_use_;
+  // Sessions removed lately, by agent hop id, and their ids in removal order
+  // (at most kRememberedEndedSessions).
+  std::map<uint64_t, SessionParties> ended_;
+  std::deque<uint64_t> ended_order_;
   // Open streams of each watcher with what they announced, oldest first.
   std::map<WatcherKey, std::vector<std::pair<uint64_t, DataAddresses>>> watchers_;
 };

@@ -315,6 +315,53 @@ TEST_F(SessionTableTest, RetainIfDropsSessionsOfAServiceThatLeft) {
   EXPECT_EQ(left[0].service(), "web");
 }
 
+TEST_F(SessionTableTest, FindPartiesKnowsHeldAndRecentlyEndedSessions) {
+  ConnectDataPlane();
+  const Session held = MustOpen().session;
+  const Session expiring = MustOpen(Request(), kStart - absl::Minutes(1)).session;
+  SessionTable::OpenRequest web = Request(PartyKey{kTenant, "phone"});
+  web.service = "web";
+  const Session dropped = MustOpen(web).session;
+
+  EXPECT_EQ(table_->FindParties(0), std::nullopt);
+  EXPECT_EQ(table_->FindParties(held.connector_hop.session_id()), std::nullopt)
+      << "only the agent hop's id names a session";
+  std::optional<SessionParties> found = table_->FindParties(held.agent_hop.session_id());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->tenant, kTenant);
+  EXPECT_EQ(found->agent, "laptop");
+  EXPECT_EQ(found->connector, kConnector.name);
+  EXPECT_EQ(found->expires_at, kStart + kTtl);
+  EXPECT_FALSE(found->ended);
+
+  EXPECT_EQ(table_->Expire(kStart + kTtl - absl::Minutes(1)), 1);
+  EXPECT_EQ(table_->RetainIf([](const Session& s) { return s.service != "web"; }), 1);
+  found = table_->FindParties(expiring.agent_hop.session_id());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_TRUE(found->ended);
+  EXPECT_EQ(found->expires_at, kStart - absl::Minutes(1) + kTtl);
+  found = table_->FindParties(dropped.agent_hop.session_id());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_TRUE(found->ended);
+  EXPECT_EQ(found->agent, "phone");
+  EXPECT_FALSE(table_->FindParties(held.agent_hop.session_id())->ended);
+}
+
+TEST_F(SessionTableTest, FindPartiesForgetsTheOldestEndedSessionsBeyondItsBound) {
+  SessionTable::Options options = Options();
+  options.max_sessions_per_agent = 1;
+  table_ = Make(options);
+  ConnectDataPlane();
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < SessionTable::kRememberedEndedSessions + 1; ++i) {
+    ids.push_back(MustOpen().session.agent_hop.session_id());
+    ASSERT_EQ(table_->RetainIf([](const Session&) { return false; }), 1);
+  }
+  EXPECT_EQ(table_->FindParties(ids.front()), std::nullopt);
+  ASSERT_TRUE(table_->FindParties(ids[1]).has_value());
+  EXPECT_TRUE(table_->FindParties(ids.back())->ended);
+}
+
 TEST_F(SessionTableTest, RelaySnapshotHoldsBothHopsAndTheConnectorsAddresses) {
   ConnectDataPlane();
   const Session s = MustOpen().session;
