@@ -884,4 +884,15 @@ std::vector<v1::SessionInfo> ServiceRegistry::ListSessions(const std::string& te
   return sessions_->List(tenant);
 }
 
+std::optional<controlplane::SessionParties> ServiceRegistry::FindSessionParties(
+    uint64_t session_id, std::shared_ptr<ConnectorLink>* connector_link) {
+  MutexLock lock(&mu_);
+  connector_link->reset();
+  std::optional<controlplane::SessionParties> parties = sessions_->FindParties(session_id);
+  if (!parties.has_value() || parties->ended) return parties;
+  auto it = connectors_.find(Key{parties->tenant, parties->connector});
+  if (it != connectors_.end()) *connector_link = it->second.link;
+  return parties;
+}
+
 }  // namespace ferry

@@ -205,6 +205,14 @@ class ServiceRegistry {
   // Sessions of `tenant` ("" for all), without keys (SessionTable::List).
   std::vector<v1::SessionInfo> ListSessions(const std::string& tenant);
 
+  // For signaling (controlplane/signal_hub.h): who session `session_id` (its
+  // agent hop's id) names, as SessionTable::FindParties; nullopt when
+  // unknown. Sets `*connector_link` to the command link of the session's
+  // connector stream, or null when that connector is detached or the session
+  // ended.
+  std::optional<controlplane::SessionParties> FindSessionParties(
+      uint64_t session_id, std::shared_ptr<ConnectorLink>* connector_link);
+
  private:
   struct ServiceEntry {
     v1::ServiceSpec spec;  // tenant always set
