@@ -1,5 +1,7 @@
 #include "tests/backends/backend_process.h"
 
+#include <signal.h>
+
 #include <utility>
 #include <vector>
 
@@ -7,49 +9,79 @@
 
 namespace ferry::backends {
 
+namespace {
+
+struct ModeSlot {
+  const char* key;
+  bool wanted;
+  std::string* address;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<BackendProcess>> BackendProcess::Start(
     const BackendOptions& options, absl::Duration ready_timeout) {
+  std::unique_ptr<BackendProcess> backend(new BackendProcess());
+  backend->options_ = options;
+  backend->name_ = options.name;
+  if (absl::Status s = backend->Launch({}, ready_timeout); !s.ok()) return s;
+  return backend;
+}
+
+absl::Status BackendProcess::Launch(std::vector<std::string> flags, absl::Duration ready_timeout) {
   absl::StatusOr<std::string> binary = harness::RunfilesPath("tests/backends/backend_server");
   if (!binary.ok()) return binary.status();
-  std::unique_ptr<BackendProcess> backend(new BackendProcess());
-  backend->name_ = options.name;
-  struct ModeSlot {
-    const char* key;
-    bool wanted;
-    std::string* address;
-  };
   const ModeSlot modes[] = {
-      {"udp_echo", options.udp_echo, &backend->udp_echo_},
-      {"tcp_echo", options.tcp_echo, &backend->tcp_echo_},
-      {"http", options.http, &backend->http_},
-      {"tcp_sha256", options.tcp_sha256, &backend->tcp_sha256_},
-      {"tcp_source", options.tcp_source, &backend->tcp_source_},
+      {"udp_echo", options_.udp_echo, &udp_echo_},
+      {"tcp_echo", options_.tcp_echo, &tcp_echo_},
+      {"http", options_.http, &http_},
+      {"tcp_sha256", options_.tcp_sha256, &tcp_sha256_},
+      {"tcp_source", options_.tcp_source, &tcp_source_},
+      {"grpc_health", options_.grpc_health, &grpc_health_},
   };
-  std::vector<std::string> flags = {"--name=" + options.name};
-  if (!options.echo_prefix.empty()) flags.push_back("--echo_prefix=" + options.echo_prefix);
+  flags.push_back("--name=" + options_.name);
+  if (!options_.echo_prefix.empty()) flags.push_back("--echo_prefix=" + options_.echo_prefix);
   bool any_mode = false;
   for (const ModeSlot& mode : modes) {
     if (!mode.wanted) continue;
-    flags.push_back(absl::StrCat("--", mode.key, "=127.0.0.1:0"));
+    // A restart listens where the first run did.
+    const std::string listen = mode.address->empty() ? "127.0.0.1:0" : *mode.address;
+    flags.push_back(absl::StrCat("--", mode.key, "=", listen));
     any_mode = true;
   }
   if (!any_mode) return absl::InvalidArgumentError("BackendOptions asks for no mode");
-  backend->process_ = std::make_unique<harness::FerryProcess>(
-      absl::StrCat("backend-", options.name), *binary, std::move(flags));
-  if (absl::Status s = backend->process_->Start(); !s.ok()) return s;
-  absl::StatusOr<std::map<std::string, std::string>> ready =
-      backend->process_->WaitReady(ready_timeout);
+  process_ = std::make_unique<harness::FerryProcess>(
+      absl::StrCat("backend-", options_.name, launches_ == 0 ? "" : absl::StrCat("-", launches_)),
+      *binary, std::move(flags));
+  ++launches_;
+  if (absl::Status s = process_->Start(); !s.ok()) return s;
+  absl::StatusOr<std::map<std::string, std::string>> ready = process_->WaitReady(ready_timeout);
   if (!ready.ok()) return ready.status();
   for (const ModeSlot& mode : modes) {
     if (!mode.wanted) continue;
     auto it = ready->find(mode.key);
     if (it == ready->end() || it->second.empty()) {
-      return absl::InternalError(absl::StrCat("the backend's ready file lacks ", mode.key, ":\n",
-                                              backend->process_->LogTail()));
+      return absl::InternalError(
+          absl::StrCat("the backend's ready file lacks ", mode.key, ":\n", process_->LogTail()));
     }
     *mode.address = it->second;
   }
-  return backend;
+  return absl::OkStatus();
+}
+
+absl::Status BackendProcess::Kill() {
+  if (process_ == nullptr || !process_->running()) {
+    return absl::FailedPreconditionError("the backend is not running");
+  }
+  if (kill(process_->pid(), SIGKILL) != 0) return absl::InternalError("kill(SIGKILL) failed");
+  return process_->Stop().status();  // Reaps it.
+}
+
+absl::Status BackendProcess::Restart(absl::Duration ready_timeout) {
+  if (process_ != nullptr && process_->running()) {
+    if (absl::Status s = process_->Stop().status(); !s.ok()) return s;
+  }
+  return Launch({}, ready_timeout);
 }
 
 }  // namespace ferry::backends

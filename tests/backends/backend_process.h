@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -23,6 +24,7 @@ struct BackendOptions {
   bool http = false;
   bool tcp_sha256 = false;
   bool tcp_source = false;
+  bool grpc_health = false;
   // Prepended to every UDP echo reply.
   std::string echo_prefix;
 };
@@ -42,13 +44,25 @@ class BackendProcess {
   const std::string& http() const { return http_; }
   const std::string& tcp_sha256() const { return tcp_sha256_; }
   const std::string& tcp_source() const { return tcp_source_; }
+  const std::string& grpc_health() const { return grpc_health_; }
+
+  // Stops the server (SIGKILL: a backend that dies) and waits for it.
+  // FAILED_PRECONDITION when it is not running.
+  absl::Status Kill();
+  // Starts the server again on the same addresses (a recovered backend) and
+  // waits for its ready file. The errors of Start.
+  absl::Status Restart(absl::Duration ready_timeout = absl::Seconds(10));
 
   const std::string& name() const { return name_; }
   harness::FerryProcess& process() { return *process_; }
 
  private:
   BackendProcess() = default;
+  // Starts the process with `flags` and reads the modes' addresses.
+  absl::Status Launch(std::vector<std::string> flags, absl::Duration ready_timeout);
 
+  BackendOptions options_;
+  int launches_ = 0;
   std::unique_ptr<harness::FerryProcess> process_;
   std::string name_;
   std::string udp_echo_;
@@ -56,6 +70,7 @@ class BackendProcess {
   std::string http_;
   std::string tcp_sha256_;
   std::string tcp_source_;
+  std::string grpc_health_;
 };
 
 }  // namespace ferry::backends

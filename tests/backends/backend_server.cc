@@ -14,6 +14,8 @@
 //                           digits of the SHA-256 of what it read, closes.
 //   --tcp_source=HOST:PORT  key tcp_source: reads a decimal byte count and '\n',
 //                           sends that many pattern bytes, closes.
+//   --grpc_health=HOST:PORT key grpc_health: a gRPC server (plaintext) whose only
+//                           service is grpc.health.v1.Health, answering SERVING.
 //
 // Pattern bytes: byte i is (i * 131 + 7) & 0xff (tests/backends/pattern.h).
 // Every TCP connection has its own thread (blocking I/O, 60 s timeouts); up to
@@ -53,6 +55,8 @@
 #include "common/mutex_lock.h"
 #include "common/process.h"
 #include "glog/logging.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "tests/backends/pattern.h"
 
 ABSL_FLAG(std::string, udp_echo, "", "UDP echo listen address (host:port; port 0: any).");
@@ -60,6 +64,8 @@ ABSL_FLAG(std::string, tcp_echo, "", "TCP echo listen address (half-close aware)
 ABSL_FLAG(std::string, http, "", "HTTP/1.1 listen address: GET /, GET /bytes/N, POST /sha256.");
 ABSL_FLAG(std::string, tcp_sha256, "", "Listen address of the read-to-EOF, answer-SHA-256 mode.");
 ABSL_FLAG(std::string, tcp_source, "", "Listen address of the 'N\\n' -> N pattern bytes mode.");
+ABSL_FLAG(std::string, grpc_health, "",
+          "gRPC listen address serving only grpc.health.v1.Health (SERVING).");
 ABSL_FLAG(std::string, name, "backend", "Name in the HTTP greeting \"hello from <name>\".");
 ABSL_FLAG(std::string, echo_prefix, "", "Prepended to every UDP echo reply.");
 
@@ -382,9 +388,10 @@ int Run() {
   add("http", absl::GetFlag(FLAGS_http), [name](int fd) { ServeHttp(fd, name); });
   add("tcp_sha256", absl::GetFlag(FLAGS_tcp_sha256), ServeTcpSha256);
   add("tcp_source", absl::GetFlag(FLAGS_tcp_source), ServeTcpSource);
-  if (modes.empty()) {
+  const std::string grpc_listen = absl::GetFlag(FLAGS_grpc_health);
+  if (modes.empty() && grpc_listen.empty()) {
     LOG(ERROR) << "No mode: give at least one of --udp_echo, --tcp_echo, --http, --tcp_sha256, "
-                  "--tcp_source (each a listen address such as 127.0.0.1:0)";
+                  "--tcp_source, --grpc_health (each a listen address such as 127.0.0.1:0)";
     return 2;
   }
 
@@ -411,6 +418,19 @@ int Run() {
     }
     ready[mode.key] = BoundAddress(mode.listen, *port);
   }
+  std::unique_ptr<grpc::Server> grpc_server;
+  if (!grpc_listen.empty()) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int grpc_port = 0;
+    builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
+    grpc_server = builder.BuildAndStart();
+    if (grpc_server == nullptr || grpc_port == 0) {
+      LOG(ERROR) << "--grpc_health: cannot listen on " << grpc_listen;
+      return 1;
+    }
+    ready["grpc_health"] = BoundAddress(grpc_listen, grpc_port);
+  }
 
   std::atomic<bool> stop{false};
   // Never freed: a connection thread may still be leaving Remove() when the
@@ -432,6 +452,7 @@ int Run() {
   if (absl::Status s = WriteReadyFile(ready); !s.ok()) LOG(ERROR) << s;
 
   WaitForShutdownSignal();
+  if (grpc_server != nullptr) grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
   stop.store(true);
   for (std::thread& thread : threads) thread.join();
   for (int fd : fds) close(fd);

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "ferry/v1/admin.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "tests/harness/channels.h"
 
 namespace ferry::harness {
@@ -59,20 +60,29 @@ std::vector<std::string> TlsFlags(const TlsFiles& tls) {
 }  // namespace
 
 std::string ConnectorConfigYaml(const std::string& intermediate, const TlsFiles& tls,
-                                const std::vector<FabricService>& services) {
+                                const std::vector<FabricService>& services,
+                                const std::string& extra_yaml) {
   std::string yaml =
       absl::StrCat("# Written by tests/harness/fabric.cc (schema: ferry.v1.ConnectorConfig).\n",
                    "intermediates:\n  - ", Quoted(intermediate), "\n",  //
                    "tls:\n",                                            //
                    "  ca_cert: ", Quoted(tls.ca_cert), "\n",            //
                    "  cert: ", Quoted(tls.cert), "\n",                  //
-                   "  key: ", Quoted(tls.key), "\n");
+                   "  key: ", Quoted(tls.key), "\n", extra_yaml);
   if (services.empty()) return yaml + "services: []\n";
   yaml += "services:\n";
   for (const FabricService& service : services) {
     absl::StrAppend(&yaml, "  - name: ", Quoted(service.name), "\n",
                     "    protocol: ", v1::Protocol_Name(service.protocol), "\n");
     if (service.port != 0) absl::StrAppend(&yaml, "    port: ", service.port, "\n");
+    if (service.health_check.has_value()) {
+      // JSON is YAML's flow style: the proto's JSON form is a valid stanza.
+      std::string json;
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(*service.health_check, &json, options);
+      absl::StrAppend(&yaml, "    health_check: ", json, "\n");
+    }
     yaml += "    backends:\n";
     for (const std::string& backend : service.backends) {
       absl::StrAppend(&yaml, "      - address: ", Quoted(backend), "\n");
@@ -231,7 +241,8 @@ absl::Status Fabric::WriteConnectorConfig(const Connector& connector) {
   if (!tls.ok()) return tls.status();
   return WriteFileAtomically(
       connector.config_path,
-      ConnectorConfigYaml(intermediate_->grpc_address(), *tls, connector.spec.services));
+      ConnectorConfigYaml(intermediate_->grpc_address(), *tls, connector.spec.services,
+                          connector.spec.extra_yaml));
 }
 
 absl::Status Fabric::StartConnector(const ConnectorSpec& spec) {
@@ -291,6 +302,23 @@ absl::Status Fabric::UpdateConnectorServices(const std::string& name,
     connector.spec.services = services;
     if (absl::Status s = WriteConnectorConfig(connector); !s.ok()) return s;
     return connector.process->Signal(SIGHUP);
+  }
+  return absl::NotFoundError(absl::StrCat("the fabric has no connector named ", name));
+}
+
+absl::Status Fabric::RewriteConnectorServices(const std::string& name,
+                                              const std::vector<FabricService>& services) {
+  for (Connector& connector : connectors_) {
+    if (connector.spec.name != name) continue;
+    connector.spec.services = services;
+    return WriteConnectorConfig(connector);
+  }
+  return absl::NotFoundError(absl::StrCat("the fabric has no connector named ", name));
+}
+
+absl::Status Fabric::WriteConnectorConfigText(const std::string& name, const std::string& text) {
+  for (Connector& connector : connectors_) {
+    if (connector.spec.name == name) return WriteFileAtomically(connector.config_path, text);
   }
   return absl::NotFoundError(absl::StrCat("the fabric has no connector named ", name));
 }

@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,12 +65,19 @@ class TenantPki {
 
 // One service in a connector's config (a ferry.v1.ServiceSpec).
 struct FabricService {
+  FabricService() = default;
+  FabricService(std::string name, v1::Protocol protocol, std::vector<std::string> backends,
+                uint32_t port = 0)
+      : name(std::move(name)), protocol(protocol), backends(std::move(backends)), port(port) {}
+
   std::string name;
   v1::Protocol protocol = v1::PROTOCOL_UDP;
   // "127.0.0.1:port" of each backend.
   std::vector<std::string> backends;
   // The service's port; 0 leaves it out (the first backend's port).
   uint32_t port = 0;
+  // The service's health_check; unset leaves it out (no checks).
+  std::optional<v1::HealthCheck> health_check;
 };
 
 struct ConnectorSpec {
@@ -76,6 +85,8 @@ struct ConnectorSpec {
   std::string name;
   std::vector<FabricService> services;
   int workers = 1;
+  // More top-level lines of the connector's YAML (e.g. "dns_servers: [...]\n").
+  std::string extra_yaml;
 };
 
 struct AgentSpec {
@@ -178,6 +189,13 @@ class Fabric {
   // the write error.
   absl::Status UpdateConnectorServices(const std::string& name,
                                        const std::vector<FabricService>& services);
+  // The same, without the SIGHUP: the connector must notice the rename
+  // itself (inotify), as it does when an editor saves the file.
+  absl::Status RewriteConnectorServices(const std::string& name,
+                                        const std::vector<FabricService>& services);
+  // Replaces connector `name`'s config file with `text` as it is (temp file
+  // and rename), e.g. an invalid edit. NOT_FOUND for an unknown connector.
+  absl::Status WriteConnectorConfigText(const std::string& name, const std::string& text);
 
   // Stops the relay and starts it again on the same UDP, stream and admin
   // addresses (agents and connectors keep theirs), waiting for its ready
@@ -220,6 +238,7 @@ class Fabric {
 // with `tls` and serves `services` (what Fabric writes; exposed for tests of
 // the harness itself).
 std::string ConnectorConfigYaml(const std::string& intermediate, const TlsFiles& tls,
-                                const std::vector<FabricService>& services);
+                                const std::vector<FabricService>& services,
+                                const std::string& extra_yaml = "");
 
 }  // namespace ferry::harness

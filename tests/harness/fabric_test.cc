@@ -43,6 +43,25 @@ TEST(ConnectorConfigYamlTest, LoadsAsTheConnectorConfigItDescribes) {
   EXPECT_EQ(tcp.port(), 0u);  // left out: the connector takes the first backend's
 }
 
+TEST(ConnectorConfigYamlTest, HealthChecksAndExtraLinesLoad) {
+  FabricService web{"web", v1::PROTOCOL_TCP, {"127.0.0.1:8080"}, 0};
+  web.health_check.emplace();
+  web.health_check->mutable_interval()->set_nanos(200000000);
+  web.health_check->set_unhealthy_threshold(2);
+  web.health_check->mutable_http()->set_path("/healthz");
+  const std::string yaml = ConnectorConfigYaml("127.0.0.1:7443", TlsFiles{"/ca", "/c", "/k"}, {web},
+                                               "dns_servers: [\"127.0.0.1:5353\"]\n");
+  absl::StatusOr<v1::ConnectorConfig> config =
+      discovery::LoadConfigText<v1::ConnectorConfig>(yaml, "connector.yaml");
+  ASSERT_TRUE(config.ok()) << config.status() << "\n" << yaml;
+  EXPECT_THAT(config->dns_servers(), ElementsAre("127.0.0.1:5353"));
+  ASSERT_EQ(config->services_size(), 1);
+  const v1::HealthCheck& check = config->services(0).health_check();
+  EXPECT_EQ(check.interval().nanos(), 200000000);
+  EXPECT_EQ(check.unhealthy_threshold(), 2u);
+  EXPECT_EQ(check.http().path(), "/healthz");
+}
+
 TEST(ConnectorConfigYamlTest, QuotesPathsThatYamlWouldMisread) {
   const TlsFiles tls{"/tmp/a: b/#ca.crt", "/tmp/\"x\"\\y.crt", "/tmp/k.key"};
   absl::StatusOr<v1::ConnectorConfig> config = discovery::LoadConfigText<v1::ConnectorConfig>(
