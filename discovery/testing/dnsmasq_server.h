@@ -52,8 +52,8 @@ class DnsmasqServer {
   DnsmasqServer(const DnsmasqServer&) = delete;
   DnsmasqServer& operator=(const DnsmasqServer&) = delete;
 
-  // Rewrites the hosts file and sends SIGHUP; dnsmasq re-reads it (asynchronously, within
-  // milliseconds). FAILED_PRECONDITION when not running.
+  // Rewrites the hosts file and, when dnsmasq runs, sends SIGHUP; dnsmasq re-reads it
+  // (asynchronously, within milliseconds). A stopped server reads it when resumed.
   absl::Status SetHosts(const std::vector<std::string>& lines);
 
   // Restarts dnsmasq on the same port with these SRV records (and the current hosts file).
