@@ -112,45 +112,48 @@ class HostLookup {
     auto* lookup = new HostLookup(std::move(name), port, std::move(done));
     // Both queries are issued before either callback can run (c-ares only calls back from
     // ares_process_fd or on immediate failure, which is counted the same way).
-    ares_search(channel, lookup->name_.c_str(), ns_c_in, ns_t_a, &HostLookup::OnA, lookup);
-    ares_search(channel, lookup->name_.c_str(), ns_c_in, ns_t_aaaa, &HostLookup::OnAaaa, lookup);
+    ares_search(channel, lookup->name_.c_str(), ns_c_in, ns_t_a, &HostLookup::OnReply<ares_addrttl>,
+                lookup);
+    ares_search(channel, lookup->name_.c_str(), ns_c_in, ns_t_aaaa,
+                &HostLookup::OnReply<ares_addr6ttl>, lookup);
   }
 
  private:
   HostLookup(std::string name, uint16_t port, DnsResolver::Callback done)
       : name_(std::move(name)), port_(port), done_(std::move(done)) {}
 
-  static void OnA(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
+  // ares_search callback for the A (Record = ares_addrttl) or AAAA (ares_addr6ttl) query.
+  template <typename Record>
+  static void OnReply(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
     auto* lookup = static_cast<HostLookup*>(arg);
     if (status == ARES_SUCCESS) {
-      std::vector<ares_addrttl> records(kMaxAddressesPerAnswer);
+      std::vector<Record> records(kMaxAddressesPerAnswer);
       int count = kMaxAddressesPerAnswer;
-      status = ares_parse_a_reply(abuf, alen, nullptr, records.data(), &count);
+      status = ParseReply(abuf, alen, records.data(), &count);
       if (status == ARES_SUCCESS) {
         for (int i = 0; i < count; ++i) {
-          lookup->addresses_.push_back(FromIpv4(records[i].ipaddr, lookup->port_));
+          lookup->addresses_.push_back(ToAddress(records[i], lookup->port_));
           lookup->ttl_ = std::min(lookup->ttl_, TtlSeconds(records[i].ttl));
         }
       }
     }
-    lookup->Finish(status, "A");
+    lookup->Finish(status, RecordType(static_cast<Record*>(nullptr)));
   }
 
-  static void OnAaaa(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
-    auto* lookup = static_cast<HostLookup*>(arg);
-    if (status == ARES_SUCCESS) {
-      std::vector<ares_addr6ttl> records(kMaxAddressesPerAnswer);
-      int count = kMaxAddressesPerAnswer;
-      status = ares_parse_aaaa_reply(abuf, alen, nullptr, records.data(), &count);
-      if (status == ARES_SUCCESS) {
-        for (int i = 0; i < count; ++i) {
-          lookup->addresses_.push_back(FromIpv6(records[i].ip6addr, lookup->port_));
-          lookup->ttl_ = std::min(lookup->ttl_, TtlSeconds(records[i].ttl));
-        }
-      }
-    }
-    lookup->Finish(status, "AAAA");
+  static int ParseReply(const unsigned char* abuf, int alen, ares_addrttl* out, int* count) {
+    return ares_parse_a_reply(abuf, alen, nullptr, out, count);
   }
+  static int ParseReply(const unsigned char* abuf, int alen, ares_addr6ttl* out, int* count) {
+    return ares_parse_aaaa_reply(abuf, alen, nullptr, out, count);
+  }
+  static SocketAddress ToAddress(const ares_addrttl& r, uint16_t port) {
+    return FromIpv4(r.ipaddr, port);
+  }
+  static SocketAddress ToAddress(const ares_addr6ttl& r, uint16_t port) {
+    return FromIpv6(r.ip6addr, port);
+  }
+  static const char* RecordType(ares_addrttl*) { return "A"; }
+  static const char* RecordType(ares_addr6ttl*) { return "AAAA"; }
 
   // Records one query's outcome; the second one to finish answers and deletes the lookup.
   void Finish(int status, const char* type) {

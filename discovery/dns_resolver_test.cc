@@ -57,6 +57,22 @@ absl::StatusOr<DnsResolver::Answer> Srv(DnsResolver& resolver, const std::string
   return Wait([&](DnsResolver::Callback done) { resolver.ResolveSrv(name, done); });
 }
 
+// A UDP socket on 127.0.0.1 that reads nothing and answers nothing; `address` gets its
+// "127.0.0.1:port". An empty UniqueFd when it cannot be made.
+UniqueFd SilentServer(std::string* address) {
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return UniqueFd();
+  }
+  *address = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  return fd;
+}
+
 class DnsResolverTest : public ::testing::Test {
  protected:
   void StartServer(DnsmasqServer::Options options) {
@@ -132,15 +148,10 @@ TEST_F(DnsResolverTest, ServerDownIsUnavailableWithTheCaresError) {
 
 TEST_F(DnsResolverTest, SilentServerTimesOutAsUnavailable) {
   // A UDP socket that never answers: the query must time out, not hang.
-  UniqueFd silent(socket(AF_INET, SOCK_DGRAM, 0));
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(silent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(silent.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  auto resolver = DnsResolver::Create(
-      {{absl::StrCat("127.0.0.1:", ntohs(addr.sin_port))}, absl::Milliseconds(100), 1});
+  std::string address;
+  UniqueFd silent = SilentServer(&address);
+  ASSERT_TRUE(silent);
+  auto resolver = DnsResolver::Create({{address}, absl::Milliseconds(100), 1});
   ASSERT_TRUE(resolver.ok()) << resolver.status();
 
   auto answer = Host(**resolver, "a.test.internal", 80);
@@ -224,15 +235,10 @@ TEST(DnsResolverRequestTest, PortZeroAndEmptyNameAreInvalid) {
 
 TEST(DnsResolverShutdownTest, DestructorCancelsPendingQueries) {
   // A silent server keeps both queries pending until the resolver goes away.
-  UniqueFd silent(socket(AF_INET, SOCK_DGRAM, 0));
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(silent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(silent.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  auto resolver = DnsResolver::Create(
-      {{absl::StrCat("127.0.0.1:", ntohs(addr.sin_port))}, absl::Seconds(30), 1});
+  std::string address;
+  UniqueFd silent = SilentServer(&address);
+  ASSERT_TRUE(silent);
+  auto resolver = DnsResolver::Create({{address}, absl::Seconds(30), 1});
   ASSERT_TRUE(resolver.ok()) << resolver.status();
 
   std::vector<absl::Status> results;  // Written on the resolver thread, read after the join.
