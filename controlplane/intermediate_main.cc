@@ -26,6 +26,7 @@
 #include "controlplane/server_credentials.h"
 #include "controlplane/service_registry.h"
 #include "controlplane/sessions_service.h"
+#include "controlplane/signal_hub.h"
 #include "controlplane/vip_allocator.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -149,9 +150,11 @@ int Run() {
 
   PeerAuthenticator auth(trust_domain, absl::GetFlag(FLAGS_operator_tenant), insecure,
                          metrics.get());
-  RegistryService registry_service(registry->get(), &auth);
+  // Declared before the services, so destroyed after them.
+  SignalHub signal_hub(registry->get(), metrics.get());
+  RegistryService registry_service(registry->get(), &auth, &signal_hub);
   RoutesService routes_service(registry->get(), &auth, metrics.get());
-  SessionsService sessions_service(registry->get(), &auth, metrics.get());
+  SessionsService sessions_service(registry->get(), &auth, metrics.get(), &signal_hub);
   AdminService admin_service(registry->get(), &routes_service, &auth, trust_domain);
 
   grpc::EnableDefaultHealthCheckService(true);

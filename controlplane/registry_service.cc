@@ -39,8 +39,8 @@ class ConnectorSessionReactor
     : public grpc::ServerBidiReactor<v1::ConnectorMessage, v1::ConnectorCommand> {
  public:
   ConnectorSessionReactor(grpc::CallbackServerContext* context, ServiceRegistry* registry,
-                          const PeerAuthenticator* auth)
-      : registry_(registry), link_(std::make_shared<StreamLink>(this)) {
+                          const PeerAuthenticator* auth, SignalHub* signals)
+      : registry_(registry), signals_(signals), link_(std::make_shared<StreamLink>(this)) {
     absl::StatusOr<Peer> peer =
         auth->Authorize(*context, "Registry.ConnectorSession", {"connector"});
     if (!peer.ok()) {
@@ -150,8 +150,10 @@ class ConnectorSessionReactor
         return absl::OkStatus();
       case v1::ConnectorMessage::kSignal:
         if (serial_ == 0) break;
-        return absl::UnimplementedError(
-            "signaling over the connector stream is not available in this version");
+        // A refusal is the hub's to count and log; one bad message does not
+        // end the connector's lease.
+        signals_->Signal(peer_, message.signal()).IgnoreError();
+        return absl::OkStatus();
       case v1::ConnectorMessage::KIND_NOT_SET:
         return absl::InvalidArgumentError("empty ConnectorMessage");
     }
@@ -179,6 +181,7 @@ class ConnectorSessionReactor
   }
 
   ServiceRegistry* const registry_;
+  SignalHub* const signals_;
   const std::shared_ptr<StreamLink> link_;
   Peer peer_;
   uint64_t serial_ = 0;  // Only touched by the read path and OnDone.
@@ -208,7 +211,7 @@ void StreamLink::Close(const absl::Status& status) {
 
 grpc::ServerBidiReactor<v1::ConnectorMessage, v1::ConnectorCommand>*
 RegistryService::ConnectorSession(grpc::CallbackServerContext* context) {
-  return new ConnectorSessionReactor(context, registry_, auth_);
+  return new ConnectorSessionReactor(context, registry_, auth_, signals_);
 }
 
 }  // namespace ferry

@@ -8,8 +8,10 @@
 // ferry_sessions_refused_total{reason}; cross-tenant attempts are also
 // counted as auth failures (other_tenant) and logged with the caller.
 //
-// Signal and WatchSignals (direct-path signaling) are not served by this
-// version: they answer UNIMPLEMENTED, and sessions take the relay path.
+// Signal and WatchSignals relay direct-path signaling through a SignalHub
+// (controlplane/signal_hub.h), which owns the ownership checks, the agents'
+// mailboxes and the counting; this service only authenticates the caller and
+// streams the agent's mailbox.
 #pragma once
 
 #include <string>
@@ -18,6 +20,7 @@
 #include "controlplane/intermediate_metrics.h"
 #include "controlplane/peer_authenticator.h"
 #include "controlplane/service_registry.h"
+#include "controlplane/signal_hub.h"
 #include "ferry/v1/sessions.grpc.pb.h"
 
 namespace ferry {
@@ -35,10 +38,10 @@ absl::StatusOr<ServiceRef> ParseServiceRef(const std::string& text);
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  // All must outlive the service.
+  // All must outlive the service (and every stream it started).
   SessionsService(ServiceRegistry* registry, const PeerAuthenticator* auth,
-                  IntermediateMetrics* metrics)
-      : registry_(registry), auth_(auth), metrics_(metrics) {}
+                  IntermediateMetrics* metrics, SignalHub* signals)
+      : registry_(registry), auth_(auth), metrics_(metrics), signals_(signals) {}
 
   // Role agent. INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED for
   // another role or another tenant's service; NOT_FOUND, UNAVAILABLE,
@@ -46,11 +49,15 @@ class SessionsService final : public v1::Sessions::CallbackService {
   grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext* context,
                                         const v1::OpenSessionRequest* request,
                                         v1::OpenSessionResponse* response) override;
-  // Role agent or connector; UNIMPLEMENTED for an authorized caller.
+  // Role agent (Offer, Candidate) or connector (Answer, Candidate): the
+  // refusals of SignalHub::Signal.
   grpc::ServerUnaryReactor* Signal(grpc::CallbackServerContext* context,
                                    const v1::SignalMessage* request,
                                    v1::SignalAck* response) override;
-  // Role agent; UNIMPLEMENTED for an authorized caller.
+  // Role agent: streams the session's mailbox (SignalHub::Watch). Refused
+  // at once as SignalHub::Watch refuses; otherwise runs until the session
+  // expires or ends (FAILED_PRECONDITION), a newer watch replaces it
+  // (ABORTED) or the agent cancels.
   grpc::ServerWriteReactor<v1::SignalMessage>* WatchSignals(
       grpc::CallbackServerContext* context, const v1::WatchSignalsRequest* request) override;
 
@@ -62,6 +69,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
   ServiceRegistry* const registry_;
   const PeerAuthenticator* const auth_;
   IntermediateMetrics* const metrics_;
+  SignalHub* const signals_;
 };
 
 }  // namespace ferry
