@@ -66,7 +66,15 @@ absl::StatusOr<DiscoverySource> ParseDiscoverySource(absl::string_view source) {
   if (absl::StartsWith(source, kDnsScheme)) {
     absl::string_view rest = source.substr(kDnsScheme.size());
     const size_t colon = rest.rfind(':');
-    if (colon == absl::string_view::npos) return BadSource(source, "the port is missing");
+    if (colon == absl::string_view::npos) {
+      // No port: for ICMP backends, whose port is ignored (ServiceSpec validation allows it).
+      if (std::string problem = DnsNameProblem(rest); !problem.empty()) {
+        return BadSource(source, problem);
+      }
+      out.kind = DiscoverySource::Kind::kHost;
+      out.name = std::string(rest);
+      return out;
+    }
     const absl::string_view digits = rest.substr(colon + 1);
     uint32_t port = 0;
     if (digits.empty() || digits.size() > 5 ||

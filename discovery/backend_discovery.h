@@ -39,15 +39,18 @@ namespace ferry::discovery {
 struct DiscoverySource {
   enum class Kind { kHost, kSrv };
   Kind kind = Kind::kHost;
-  std::string name;   // "backend.example.internal", "_http._tcp.example.internal"
-  uint16_t port = 0;  // kHost: 1..65535; kSrv: 0 (the port comes from each SRV record)
+  std::string name;  // "backend.example.internal", "_http._tcp.example.internal"
+  // kHost: 1..65535, or 0 for "dns://name" without a port (ICMP backends); kSrv: 0 (the port
+  // comes from each SRV record).
+  uint16_t port = 0;
 };
 
 // True when `address` names a discovery source (starts with "dns://" or "srv://"), whether
 // valid or not; static "host:port" backends are not.
 bool IsDiscoverySource(absl::string_view address);
 
-// Parses "dns://name:port" or "srv://_service._proto.name". `name` must be a DNS name (labels of
+// Parses "dns://name:port", "dns://name" (no port, for ICMP backends: port 0) or
+// "srv://_service._proto.name". `name` must be a DNS name (labels of
 // 1..63 letters, digits, '-' or '_', 253 characters at most, an optional final '.'), not an IP
 // literal (write a static "ip:port" backend for that); an SRV name needs at least three labels,
 // the first two starting with '_'. INVALID_ARGUMENT saying what is wrong otherwise.
@@ -96,8 +99,9 @@ class BackendDiscovery {
   // Replaces the watched sources (strings exactly as configured: "dns://name:port",
   // "srv://_svc._proto.name"; duplicates count once). New ones resolve at once, kept ones keep
   // their set and schedule, removed ones stop (their answers in flight are dropped).
-  // INVALID_ARGUMENT naming the first bad string (nothing changes then). Any thread except
-  // inside `on_change`.
+  // INVALID_ARGUMENT naming the first bad string (nothing changes then). Any thread, but not
+  // from inside `on_change` nor while holding a lock that `on_change` takes: it waits for an
+  // on_change in progress to return.
   absl::Status SetSources(const std::vector<std::string>& sources);
 
   // The last known set of `source` (empty when never resolved or not watched). Any thread.

@@ -1,5 +1,6 @@
 #include "discovery/backend_discovery.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <iostream>
@@ -219,12 +220,39 @@ TEST_F(BackendDiscoveryTest, InvalidSourceChangesNothing) {
   ASSERT_TRUE(discovery_->SetSources({kHostSource}).ok());
   ASSERT_TRUE(recorder_.WaitFor(kHostSource, {"10.0.0.1:8080"}));
 
-  const absl::Status status = discovery_->SetSources({kSrvSource, "dns://a.test.internal"});
+  const absl::Status status = discovery_->SetSources({kSrvSource, "dns://a.test.internal:0"});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr("dns://a.test.internal"));
+  EXPECT_THAT(status.message(), HasSubstr("dns://a.test.internal:0"));
   EXPECT_THAT(Strings(discovery_->Current(kHostSource)), ElementsAre("10.0.0.1:8080"));
   // The valid source next to the bad one was not added either.
   EXPECT_EQ(MetricValue(registry_, "ferry_connector_dns_backends", "source", kSrvSource), -1);
+}
+
+TEST_F(BackendDiscoveryTest, SchedulesByTheInjectedClock) {
+  std::atomic<int64_t> now_ns{absl::ToUnixNanos(absl::Now())};
+  prometheus::Registry registry;
+  ChangeRecorder recorder;
+  auto resolver = DnsResolver::Create({{server_->address()}, absl::Milliseconds(300), 1});
+  ASSERT_TRUE(resolver.ok()) << resolver.status();
+  BackendDiscovery::Options options;
+  options.min_ttl = absl::Milliseconds(100);
+  options.max_ttl = absl::Seconds(10);
+  options.registry = &registry;
+  options.now = [&now_ns] { return absl::FromUnixNanos(now_ns.load()); };
+  auto discovery = BackendDiscovery::Create(std::move(*resolver), options, recorder.Callback());
+  ASSERT_TRUE(discovery.ok()) << discovery.status();
+
+  ASSERT_TRUE((*discovery)->SetSources({kHostSource}).ok());
+  ASSERT_TRUE(recorder.WaitFor(kHostSource, {"10.0.0.1:8080"}));
+  // The answer's TTL is 1s. Real time passes it, the injected clock does not: no new query.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(MetricValue(registry, "ferry_connector_dns_resolutions_total", "result", "ok"), 1);
+
+  now_ns += absl::ToInt64Nanoseconds(absl::Seconds(2));
+  EXPECT_TRUE(Eventually([&] {
+    return MetricValue(registry, "ferry_connector_dns_resolutions_total", "result", "ok") >= 2;
+  }));
+  discovery->reset();  // Before the clock, recorder and registry it uses.
 }
 
 TEST(ParseDiscoverySourceTest, AcceptsBothFormsAndSaysWhatIsWrong) {
@@ -242,11 +270,13 @@ TEST(ParseDiscoverySourceTest, AcceptsBothFormsAndSaysWhatIsWrong) {
       {"dns://backend:1", true, Kind::kHost, "backend", 1, ""},
       {"dns://backend.internal.:65535", true, Kind::kHost, "backend.internal.", 65535, ""},
       {"srv://_http._tcp.example.internal", true, Kind::kSrv, "_http._tcp.example.internal", 0, ""},
-      {"dns://backend.internal", false, Kind::kHost, "", 0, "port is missing"},
+      {"dns://pinghost.internal", true, Kind::kHost, "pinghost.internal", 0, ""},
+      {"dns://backend.internal:", false, Kind::kHost, "", 0, "1..65535"},
       {"dns://backend.internal:0", false, Kind::kHost, "", 0, "1..65535"},
       {"dns://backend.internal:65536", false, Kind::kHost, "", 0, "1..65535"},
       {"dns://backend.internal:+80", false, Kind::kHost, "", 0, "1..65535"},
       {"dns://:80", false, Kind::kHost, "", 0, "empty"},
+      {"dns://", false, Kind::kHost, "", 0, "empty"},
       {"dns://10.0.0.1:80", false, Kind::kHost, "", 0, "IP address"},
       {"dns://bad..name:80", false, Kind::kHost, "", 0, "label"},
       {"dns://bad name:80", false, Kind::kHost, "", 0, "' '"},

@@ -469,10 +469,8 @@ void DnsResolver::Run() {
       break;
     }
     for (Request& request : requests) {
-      if (request.name.empty() || (request.kind == Request::Kind::kHost && request.port == 0)) {
-        request.done(absl::InvalidArgumentError(
-            absl::StrCat("DNS query needs a name and a port 1..65535; got \"", request.name,
-                         "\" port ", request.port)));
+      if (request.name.empty()) {
+        request.done(absl::InvalidArgumentError("DNS query with an empty name"));
       } else if (request.kind == Request::Kind::kHost) {
         HostLookup::Start(channel, std::move(request.name), request.port, std::move(request.done));
       } else {

@@ -69,12 +69,13 @@ class DnsResolver {
   DnsResolver& operator=(const DnsResolver&) = delete;
 
   // Asks for the A and AAAA records of `name` (both at once) and calls `done` once, on the
-  // resolver thread, with the addresses (port `port`) and the smallest TTL. Errors:
+  // resolver thread, with the addresses (port `port`; 0 is allowed, for ICMP backends whose
+  // port is ignored) and the smallest TTL. Errors:
   //   NOT_FOUND      NXDOMAIN, or neither A nor AAAA records;
   //   UNAVAILABLE    a timeout, refused connection, SERVFAIL/REFUSED or a bad answer (if either
   //                  query fails this way the whole answer fails, so a set never shrinks on a
   //                  half answer);
-  //   INVALID_ARGUMENT an empty name or port 0;
+  //   INVALID_ARGUMENT an empty name (or one c-ares cannot encode);
   //   CANCELLED      the resolver is being destroyed.
   // The message names the query and carries the c-ares error text. Any thread; `done` must not
   // block (it holds up every other query) and must not destroy the resolver.

@@ -100,6 +100,11 @@ TEST_F(DnsResolverTest, AnswersARecordsWithTtlAndPort) {
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_THAT(Strings(answer->addresses), ElementsAre("10.0.0.1:8080", "10.0.0.2:8080"));
   EXPECT_EQ(answer->ttl, absl::Seconds(7));
+
+  // Port 0: ICMP backends, whose port is ignored.
+  auto no_port = Host(*resolver_, "a.test.internal", 0);
+  ASSERT_TRUE(no_port.ok()) << no_port.status();
+  EXPECT_THAT(Strings(no_port->addresses), ElementsAre("10.0.0.1:0", "10.0.0.2:0"));
 }
 
 TEST_F(DnsResolverTest, AnswersAaaaRecordsAfterARecords) {
@@ -225,11 +230,10 @@ TEST(DnsResolverCreateTest, RejectsZeroTimeoutAndTries) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(DnsResolverRequestTest, PortZeroAndEmptyNameAreInvalid) {
+TEST(DnsResolverRequestTest, EmptyNameIsInvalid) {
   auto resolver = DnsResolver::Create({{"127.0.0.1"}, absl::Seconds(1), 1});
   ASSERT_TRUE(resolver.ok()) << resolver.status();
-  EXPECT_EQ(Host(**resolver, "a.test.internal", 0).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Host(**resolver, "", 80).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Srv(**resolver, "").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
