@@ -384,16 +384,6 @@ TEST_F(IntermediateSessionsTest, RelayThatComesBackGetsItsSessionsAgain) {
       << again.received().front().snapshot.ShortDebugString();
 }
 
-TEST_F(IntermediateSessionsTest, SignalingIsNotServedYet) {
-  auto stub = v1::Sessions::NewStub(ChannelAs("agent", "laptop"));
-  v1::SignalMessage message;
-  message.set_session_id(1);
-  v1::SignalAck ack;
-  grpc::Status status = stub->Signal(harness::ContextWithDeadline().get(), message, &ack);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("relay path"));
-}
-
 // --- Flags ------------------------------------------------------------------------------------
 
 TEST_F(IntermediateSessionsTest, AgentCapIsResourceExhaustedNamingTheFlag) {
