@@ -21,15 +21,21 @@
 
 namespace ferry::health::testing {
 
-LoopbackServer::LoopbackServer(int type, const std::string& ip) {
+uint16_t PortOf(const dataplane::SocketAddress& address) {
+  return ntohs(address.family() == AF_INET
+                   ? reinterpret_cast<const sockaddr_in*>(address.get())->sin_port
+                   : reinterpret_cast<const sockaddr_in6*>(address.get())->sin6_port);
+}
+
+LoopbackServer::LoopbackServer(int type, const std::string& ip, uint16_t port) {
   absl::StatusOr<dataplane::SocketAddress> any = dataplane::ParseSocketAddress(
       ip.find(':') != std::string::npos ? absl::StrCat("[", ip, "]:1") : ip + ":1");
   CHECK(any.ok()) << any.status();
   dataplane::SocketAddress bind_address = *any;
   if (bind_address.family() == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(bind_address.get())->sin_port = 0;
+    reinterpret_cast<sockaddr_in*>(bind_address.get())->sin_port = htons(port);
   } else {
-    reinterpret_cast<sockaddr_in6*>(bind_address.get())->sin6_port = 0;
+    reinterpret_cast<sockaddr_in6*>(bind_address.get())->sin6_port = htons(port);
   }
   fd_.reset(socket(bind_address.family(), type | SOCK_CLOEXEC, 0));
   PCHECK(fd_) << "socket";
@@ -72,7 +78,8 @@ bool LoopbackServer::WaitReadable(int fd) {
   }
 }
 
-TcpTestServer::TcpTestServer(const std::string& ip) : LoopbackServer(SOCK_STREAM, ip) {
+TcpTestServer::TcpTestServer(const std::string& ip, uint16_t port)
+    : LoopbackServer(SOCK_STREAM, ip, port) {
   StartThread();
 }
 
@@ -113,7 +120,8 @@ SSL_CTX* NewSelfSignedServerContext() {
 
 }  // namespace
 
-HttpTestServer::HttpTestServer(bool tls) : LoopbackServer(SOCK_STREAM, "127.0.0.1") {
+HttpTestServer::HttpTestServer(bool tls, uint16_t port)
+    : LoopbackServer(SOCK_STREAM, "127.0.0.1", port) {
   if (tls) ssl_ctx_ = NewSelfSignedServerContext();
   StartThread();
 }
@@ -197,8 +205,8 @@ void HttpTestServer::HandleConnection(int fd) {
   }
 }
 
-UdpTestServer::UdpTestServer(std::string reply, const std::string& ip)
-    : LoopbackServer(SOCK_DGRAM, ip), reply_(std::move(reply)) {
+UdpTestServer::UdpTestServer(std::string reply, const std::string& ip, uint16_t port)
+    : LoopbackServer(SOCK_DGRAM, ip, port), reply_(std::move(reply)) {
   StartThread();
 }
 

@@ -20,6 +20,9 @@
 
 namespace ferry::health::testing {
 
+// The port of `address`.
+uint16_t PortOf(const dataplane::SocketAddress& address);
+
 // Shared base: a bound socket, a serving thread, and a stop pipe the thread polls with it.
 class LoopbackServer {
  public:
@@ -33,8 +36,9 @@ class LoopbackServer {
   void Stop();
 
  protected:
-  // Binds `type` (SOCK_STREAM listens too) on `ip` port 0; CHECK-fails when it cannot.
-  LoopbackServer(int type, const std::string& ip);
+  // Binds `type` (SOCK_STREAM listens too) on `ip`:`port` (0: any free port); CHECK-fails when it
+  // cannot.
+  LoopbackServer(int type, const std::string& ip, uint16_t port);
   // Starts the thread running Serve(); call at the end of the derived constructor.
   void StartThread();
   // Returns when `fd_` is readable (true) or Stop was called (false).
@@ -52,7 +56,8 @@ class LoopbackServer {
 // Accepts connections and closes them at once.
 class TcpTestServer final : public LoopbackServer {
  public:
-  explicit TcpTestServer(const std::string& ip = "127.0.0.1");
+  // `port` 0: a free one; else that port (to bring a stopped server back on its address).
+  explicit TcpTestServer(const std::string& ip = "127.0.0.1", uint16_t port = 0);
   ~TcpTestServer() override { Stop(); }
   // Connections accepted so far. Any thread.
   int accepted() const { return accepted_.load(); }
@@ -67,7 +72,7 @@ class TcpTestServer final : public LoopbackServer {
 // at construction (OpenSSL APIs, no files).
 class HttpTestServer final : public LoopbackServer {
  public:
-  explicit HttpTestServer(bool tls = false);
+  explicit HttpTestServer(bool tls = false, uint16_t port = 0);
   ~HttpTestServer() override;
 
   // What the next responses carry. Any thread.
@@ -89,7 +94,8 @@ class HttpTestServer final : public LoopbackServer {
 // Answers every datagram with the configured reply (empty: echoes the datagram back).
 class UdpTestServer final : public LoopbackServer {
  public:
-  explicit UdpTestServer(std::string reply = "", const std::string& ip = "127.0.0.1");
+  explicit UdpTestServer(std::string reply = "", const std::string& ip = "127.0.0.1",
+                         uint16_t port = 0);
   ~UdpTestServer() override { Stop(); }
   // Datagrams received so far. Any thread.
   int received() const { return received_.load(); }
