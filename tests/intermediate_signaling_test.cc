@@ -93,9 +93,13 @@ class SignalWatch {
     if (reader_->Read(&message)) return message;
     return Finished();
   }
-  // Waits for the stream's end; the status of the call as an absl::Status.
+  // Waits for the stream's end (messages still coming are skipped); the
+  // status of the call as an absl::Status.
   absl::Status Finished() {
     finished_ = true;
+    v1::SignalMessage ignored;
+    while (reader_->Read(&ignored)) {
+    }
     grpc::Status status = reader_->Finish();
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
