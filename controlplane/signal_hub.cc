@@ -89,6 +89,8 @@ SignalHub::SignalHub(Options options, IntermediateMetrics* metrics)
                          .Add({{"reason", "mailbox_full"}})) {
   CHECK(options_.find_session) << "SignalHub needs Options::find_session";
   CHECK_GE(options_.mailbox_capacity, 1u) << "SignalHub needs a mailbox_capacity of at least 1";
+  CHECK_GE(options_.max_agent_signals_per_second, 1)
+      << "SignalHub needs a max_agent_signals_per_second of at least 1";
 }
 
 SignalHub::SignalHub(ServiceRegistry* registry, IntermediateMetrics* metrics,
@@ -96,7 +98,8 @@ SignalHub::SignalHub(ServiceRegistry* registry, IntermediateMetrics* metrics,
     : SignalHub(Options{[registry](uint64_t session_id, std::shared_ptr<ConnectorLink>* link) {
                           return registry->FindSessionParties(session_id, link);
                         },
-                        std::move(now), Options().mailbox_capacity},
+                        std::move(now), Options().mailbox_capacity,
+                        Options().max_agent_signals_per_second},
                 metrics) {
   registry_ = registry;
   subscription_ = registry->Subscribe([this] { Sweep(); });
@@ -191,6 +194,14 @@ absl::Status SignalHub::Signal(const Peer& caller, const v1::SignalMessage& mess
                         "\" serving the session has no open Registry.ConnectorSession stream; "
                         "retry when it is back")));
     }
+    if (!AdmitAgentSignal(message.session_id(), options_.now())) {
+      return Refuse(caller, what, "rate_limited",
+                    absl::ResourceExhaustedError(
+                        absl::StrCat("session ", SessionName(message.session_id()),
+                                     " sent more than ", options_.max_agent_signals_per_second,
+                                     " signaling messages to its connector in the last second; "
+                                     "send fewer candidates, or batch them in the Offer")));
+    }
     v1::ConnectorCommand command;
     *command.mutable_signal() = message;
     link->Send(std::move(command));
@@ -199,6 +210,18 @@ absl::Status SignalHub::Signal(const Peer& caller, const v1::SignalMessage& mess
   }
   metrics_->CountSignalingMessage(KindLabel(kind));
   return absl::OkStatus();
+}
+
+bool SignalHub::AdmitAgentSignal(uint64_t session_id, absl::Time now) {
+  MutexLock lock(&mu_);
+  Mailbox& mailbox = mailboxes_[session_id];
+  if (now - mailbox.window_start >= absl::Seconds(1)) {
+    mailbox.window_start = now;
+    mailbox.window_count = 0;
+  }
+  if (mailbox.window_count >= options_.max_agent_signals_per_second) return false;
+  ++mailbox.window_count;
+  return true;
 }
 
 void SignalHub::Deliver(const v1::SignalMessage& message) {

@@ -22,6 +22,8 @@
 //   FAILED_PRECONDITION  the session expired, or ended (its service left the
 //                        routes)
 //   UNAVAILABLE          agent -> connector while the connector is detached
+//   RESOURCE_EXHAUSTED   agent -> connector beyond
+//                        max_agent_signals_per_second for the session
 // Each refusal is counted in ferry_signaling_denials_total{reason} and logged
 // with the caller's identity and address; each accepted message in
 // ferry_signaling_messages_total{kind}. A mailbox holds at most
@@ -87,6 +89,11 @@ class SignalHub {
     std::function<absl::Time()> now;
     // Messages kept per session for its agent; at least 1.
     size_t mailbox_capacity = 64;
+    // Agent -> connector messages one session may send per second; more are
+    // RESOURCE_EXHAUSTED. Bounds what one agent can push onto a connector's
+    // stream, whose command queue ends the stream (the connector's lease)
+    // when it overflows. At least 1.
+    int max_agent_signals_per_second = 50;
   };
 
   // Most candidates one Offer or Answer may carry.
@@ -140,6 +147,9 @@ class SignalHub {
     std::shared_ptr<SignalWatcher> watcher;
     // Id of `watcher`'s watch; 0 while none watches.
     uint64_t watch_id = 0;
+    // The agent's messages to the connector in the second from window_start.
+    absl::Time window_start = absl::InfinitePast();
+    int window_count = 0;
   };
 
   // Checks `caller` against session `session_id`: OK with the parties (and
@@ -151,6 +161,9 @@ class SignalHub {
   // Counts and logs a refusal; returns `status`.
   absl::Status Refuse(const Peer& caller, absl::string_view what, absl::string_view reason,
                       absl::Status status);
+  // Whether the session's agent may send one more message to the connector
+  // now (and counts it).
+  bool AdmitAgentSignal(uint64_t session_id, absl::Time now);
   // Puts `message` in the session's mailbox; wakes its watcher.
   void Deliver(const v1::SignalMessage& message);
 

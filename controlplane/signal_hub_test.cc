@@ -133,7 +133,7 @@ class SignalHubTest : public ::testing::Test {
     return controlplane::SessionParties{tenant, agent, connector, expires, false};
   }
 
-  std::unique_ptr<SignalHub> MakeHub(size_t capacity) {
+  std::unique_ptr<SignalHub> MakeHub(size_t capacity, int max_agent_signals_per_second = 1000) {
     SignalHub::Options options;
     options.find_session = [this](uint64_t id, std::shared_ptr<ConnectorLink>* link) {
       MutexLock lock(&mu_);
@@ -150,6 +150,7 @@ class SignalHubTest : public ::testing::Test {
       return now_;
     };
     options.mailbox_capacity = capacity;
+    options.max_agent_signals_per_second = max_agent_signals_per_second;
     return std::make_unique<SignalHub>(std::move(options), &metrics_);
   }
 
@@ -202,7 +203,8 @@ TEST_F(SignalHubTest, AgentOfferAndCandidateReachTheConnectorStream) {
   EXPECT_EQ(sent[1].signal().candidate().address(), "10.0.0.3:7000");
   EXPECT_EQ(Relayed("offer"), 1);
   EXPECT_EQ(Relayed("candidate"), 1);
-  EXPECT_EQ(hub_->mailboxes(), 0u) << "agent messages never wait in the agent's mailbox";
+  EXPECT_EQ(hub_->Take(kSession, MustWatch(std::make_shared<RecordingWatcher>())), std::nullopt)
+      << "agent messages never wait in the agent's mailbox";
 }
 
 TEST_F(SignalHubTest, ConnectorAnswerWaitsForTheAgentsWatchInOrder) {
@@ -335,6 +337,21 @@ TEST_F(SignalHubTest, WatchIsForTheSessionsAgentOnly) {
     EXPECT_EQ(Denials(c.reason), before + 1) << c.reason;
   }
   EXPECT_EQ(hub_->mailboxes(), 0u);
+}
+
+TEST_F(SignalHubTest, AgentSignalsBeyondTheRateAreResourceExhaustedUntilTheNextSecond) {
+  hub_ = MakeHub(64, /*max_agent_signals_per_second=*/3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(hub_->Signal(kAgent, Candidate(kSession)).ok()) << i;
+  absl::Status limited = hub_->Signal(kAgent, Offer(kSession));
+  EXPECT_TRUE(absl::IsResourceExhausted(limited)) << limited;
+  EXPECT_EQ(Denials("rate_limited"), 1);
+  // The connector's own messages are not limited by the agent's rate.
+  EXPECT_TRUE(hub_->Signal(kConnector, Answer(kSession)).ok());
+  Advance(absl::Milliseconds(999));
+  EXPECT_TRUE(absl::IsResourceExhausted(hub_->Signal(kAgent, Offer(kSession))));
+  Advance(absl::Milliseconds(1));
+  EXPECT_TRUE(hub_->Signal(kAgent, Offer(kSession)).ok());
+  EXPECT_EQ(link_->sent().size(), 4u);
 }
 
 TEST_F(SignalHubTest, FullMailboxDropsTheOldestAndCountsIt) {
