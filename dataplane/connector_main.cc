@@ -5,7 +5,11 @@
 // is refused whole and the last good config stays live; the file is also
 // watched with inotify), and watches its own routes and session keys. Per-core
 // workers take frames from relays and forward each flow to a healthy backend
-// of its service (UDP, TCP over stream transports, ICMP echo).
+// of its service (UDP, TCP over stream transports, ICMP echo). Backends are
+// resolved (dns://, srv:// with c-ares) and health-checked here
+// (dataplane/connector_backends.h): the connector routes by its own view at
+// once and reports it to the Intermediate, which withdraws unhealthy
+// backends from the routes it pushes.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -18,6 +22,7 @@
 #include "common/metrics.h"
 #include "common/mutex_lock.h"
 #include "common/process.h"
+#include "dataplane/connector_backends.h"
 #include "dataplane/connector_session_client.h"
 #include "dataplane/connector_worker.h"
 #include "dataplane/dataplane_metrics.h"
@@ -48,6 +53,20 @@ std::string FlagOr(const absl::Flag<std::string>& flag, const std::string& fallb
 
 std::vector<v1::ServiceSpec> ServicesOf(const v1::ConnectorConfig& config) {
   return {config.services().begin(), config.services().end()};
+}
+
+absl::Duration DurationOr(const google::protobuf::Duration& d, absl::Duration fallback) {
+  const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  return value > absl::ZeroDuration() ? value : fallback;
+}
+
+v1::ConfigStatus ReloadOutcome(const std::string& path, const absl::Status& status) {
+  v1::ConfigStatus outcome;
+  outcome.set_path(path);
+  if (!status.ok()) outcome.set_error(std::string(status.message()));
+  const absl::Time now = absl::Now();
+  outcome.mutable_at()->set_seconds(absl::ToUnixSeconds(now));
+  return outcome;
 }
 
 int Run() {
@@ -97,10 +116,67 @@ int Run() {
       AddGaugeFamily(*registry, "ferry_connector_services", "Services in the live config.").Add({});
   services_gauge.Set(config->services_size());
 
-  ConnectorSessionClient session(*channel, std::string(FerryVersion()), {});
+  prometheus::Gauge& reload_ok =
+      AddGaugeFamily(*registry, "ferry_connector_config_last_reload_ok",
+                     "1 when the last config load succeeded, 0 while a refused file waits to be "
+                     "fixed (the last good config is live).")
+          .Add({});
+  reload_ok.Set(1);
+
+  // API-registered services arrive with each Welcome (origin "api") and as
+  // ApiServices commands; both replace the set the backends are kept for.
+  dataplane::ConnectorBackends* backends_ptr = nullptr;
+  ConnectorSessionClient::Callbacks callbacks;
+  callbacks.on_welcome = [&backends_ptr](const v1::Welcome& welcome) {
+    std::vector<v1::ServiceSpec> api;
+    for (const v1::Service& service : welcome.services()) {
+      if (service.origin() == "api") api.push_back(service.spec());
+    }
+    backends_ptr->SetApiServices(std::move(api));
+    backends_ptr->ReportAll();  // A new stream: the Intermediate starts from the spec.
+  };
+  callbacks.on_api_services = [&backends_ptr](const v1::ApiServices& services) {
+    backends_ptr->SetApiServices({services.services().begin(), services.services().end()});
+    LOG(INFO) << "Serving " << services.services_size() << " API-registered services";
+    return absl::OkStatus();
+  };
+  ConnectorSessionClient session(*channel, std::string(FerryVersion()), std::move(callbacks));
   session.SetServices(ServicesOf(*config));
+
+  // Routes: the Intermediate's snapshot, with each known service's backends
+  // replaced by the connector's own view (so health takes effect at once).
+  absl::Mutex routes_mu;
+  std::optional<v1::RouteSnapshot> last_snapshot;
+  auto apply_routes = [&](v1::RouteSnapshot snapshot) -> absl::Status {
+    if (backends_ptr != nullptr) backends_ptr->ApplyTo(&snapshot);
+    return (*group)->ApplyRoutes(snapshot);
+  };
+  dataplane::ConnectorBackends::Options backend_options;
+  backend_options.dns_servers = {config->dns_servers().begin(), config->dns_servers().end()};
+  backend_options.dns_min_ttl = DurationOr(config->dns_min_ttl(), absl::Seconds(5));
+  backend_options.dns_max_ttl = DurationOr(config->dns_max_ttl(), absl::Seconds(300));
+  backend_options.registry = registry.get();
+  absl::StatusOr<std::unique_ptr<dataplane::ConnectorBackends>> backends =
+      dataplane::ConnectorBackends::Start(
+          backend_options, [&](const std::vector<v1::HealthReport>& reports) {
+            for (const v1::HealthReport& report : reports) session.ReportHealth(report);
+            MutexLock lock(&routes_mu);
+            if (!last_snapshot.has_value()) return;
+            if (absl::Status s = apply_routes(*last_snapshot); !s.ok()) {
+              LOG(ERROR) << "Backends changed, but the routes could not be rebuilt: " << s;
+            }
+          });
+  if (!backends.ok()) {
+    LOG(ERROR) << "Cannot start backend discovery and health checks: " << backends.status();
+    return 2;
+  }
+  backends_ptr = backends->get();
+  (*backends)->SetConfigServices(ServicesOf(*config));
+
   RouteWatcher watcher(*channel, "connector", [&](const v1::RouteSnapshot& snapshot) {
-    if (absl::Status s = (*group)->ApplyRoutes(snapshot); !s.ok()) return s;
+    MutexLock lock(&routes_mu);
+    if (absl::Status s = apply_routes(snapshot); !s.ok()) return s;
+    last_snapshot = snapshot;
     metrics.SetServiceNames(dataplane::ServiceNames(snapshot));
     VLOG(1) << "Route version " << snapshot.version() << ": " << snapshot.services_size()
             << " services, " << snapshot.sessions_size() << " sessions";
@@ -138,14 +214,18 @@ int Run() {
   auto reload = [&] {
     MutexLock lock(&reload_mu);
     absl::StatusOr<v1::ConnectorConfig> next = discovery::LoadConfigFile<v1::ConnectorConfig>(path);
+    session.SetConfigStatus(ReloadOutcome(path, next.status()));
     if (!next.ok()) {
       reloads.Add({{"result", "error"}}).Increment();
+      reload_ok.Set(0);
       LOG(ERROR) << "Config reload refused; the last good config stays live: "
                  << next.status().message();
       return;
     }
     reloads.Add({{"result", "ok"}}).Increment();
+    reload_ok.Set(1);
     services_gauge.Set(next->services_size());
+    (*backends)->SetConfigServices(ServicesOf(*next));
     session.SetServices(ServicesOf(*next));
     LOG(INFO) << "Config reloaded: " << next->services_size() << " services";
   };
@@ -160,6 +240,7 @@ int Run() {
   // The session ends first, so the Intermediate starts the grace period.
   session.Stop();
   watcher.Stop();
+  backends->reset();  // Its callback uses the session and the routes.
   admin.Stop();
   (*group)->Stop();
   LOG(INFO) << "Connector stopped";

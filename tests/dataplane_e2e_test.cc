@@ -54,6 +54,7 @@
 #include "tests/harness/channels.h"
 #include "tests/harness/dev_pki_fixture.h"
 #include "tests/harness/fabric.h"
+#include "tests/harness/fabric_test_base.h"
 #include "tests/harness/metrics_scrape.h"
 
 namespace ferry {
@@ -77,142 +78,22 @@ using dataplane::MakeCounter;
 using dataplane::test::FrameBuilder;
 using harness::AgentSpec;
 using harness::ConnectorSpec;
+using harness::Datagrams;
+using harness::Describe;
 using harness::Fabric;
 using harness::FabricOptions;
 using harness::FabricService;
+using harness::Scrape;
+using harness::Service;
+using harness::SumSamples;
+using harness::UdpEcho;
 
 constexpr char kAcme[] = "acme";
 constexpr char kGlobex[] = "globex";
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-// Sum of every sample of `name` whose labels include each of `labels` (other
-// labels may be there too), in the Prometheus text `text`.
-double SumSamples(absl::string_view text, absl::string_view name,
-                  const harness::MetricLabels& labels) {
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StartsWith(line, name)) continue;
-    absl::string_view rest = line.substr(name.size());
-    if (rest.empty() || (rest[0] != '{' && rest[0] != ' ')) continue;  // a longer name
-    bool match = true;
-    for (const auto& [key, value] : labels) {
-      match = match && absl::StrContains(rest, absl::StrCat(key, "=\"", value, "\""));
-    }
-    double value = 0;
-    const size_t space = rest.rfind(' ');
-    if (match && space != absl::string_view::npos &&
-        absl::SimpleAtod(absl::StripAsciiWhitespace(rest.substr(space + 1)), &value)) {
-      sum += value;
-    }
-  }
-  return sum;
-}
-
-// The metrics text of `admin_address`; "" (with a test failure) when unreachable.
-std::string Scrape(const std::string& admin_address) {
-  absl::StatusOr<std::string> text = harness::FetchMetrics(admin_address);
-  EXPECT_TRUE(text.ok()) << text.status();
-  return text.ok() ? *text : "";
-}
-
-FabricService Service(std::string name, v1::Protocol protocol, std::vector<std::string> backends,
-                      uint32_t port = 0) {
-  return FabricService{std::move(name), protocol, std::move(backends), port};
-}
-
-// Backend options for a UDP echo named `name` whose replies start with `prefix`.
-BackendOptions UdpEcho(std::string name, std::string prefix = "") {
-  BackendOptions options;
-  options.name = std::move(name);
-  options.udp_echo = true;
-  options.echo_prefix = std::move(prefix);
-  return options;
-}
-
-UdpExchangeOptions Datagrams(int per_flow) {
-  UdpExchangeOptions options;
-  options.datagrams_per_flow = per_flow;
-  options.max_attempts = 4;
-  options.retry_after = absl::Milliseconds(750);
-  options.timeout = absl::Seconds(60);
-  return options;
-}
-
-std::string Describe(const UdpFlowStats& stats) {
-  std::string prefixes;
-  for (const auto& [prefix, count] : stats.answered_by_prefix) {
-    absl::StrAppend(&prefixes, " \"", prefix, "\":", count);
-  }
-  std::string samples;
-  for (const std::string& sample : stats.foreign_samples) absl::StrAppend(&samples, "\n  ", sample);
-  return absl::StrCat("sent ", stats.sent, ", answered ", stats.answered, " (by prefix", prefixes,
-                      "), retries ", stats.retries, ", duplicates ", stats.duplicates, ", foreign ",
-                      stats.foreign, samples);
-}
-
-class DataplaneE2eTest : public ::testing::Test {
+class DataplaneE2eTest : public harness::FabricTest {
  protected:
-  void SetUp() override {
-    absl::StatusOr<harness::DevPki*> pki = harness::SharedDevPki();
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = *pki;
-    // 1,000 UDP flows and 100 TCP connections are that many sockets here.
-    rlimit limit{};
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-    if (limit.rlim_cur < 4096 && limit.rlim_cur < limit.rlim_max) {
-      limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 4096);
-      ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
-    }
-  }
-
-  // After a failure, every drop and eviction counter of the data plane that
-  // is not zero, so the log says where frames went missing.
-  void TearDown() override {
-    if (!HasFailure() || fabric_ == nullptr) return;
-    for (harness::FabricProcess* process : fabric_->data_plane_processes()) {
-      absl::StatusOr<std::string> text = harness::FetchMetrics(process->admin_address());
-      if (!text.ok()) {
-        std::cerr << process->name() << " metrics: " << text.status() << "\n";
-        continue;
-      }
-      std::string lines;
-      for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-        if (absl::StartsWith(line, "#") || !(absl::StrContains(line, "_drops_total") ||
-                                             absl::StrContains(line, "_evictions_total"))) {
-          continue;
-        }
-        if (!absl::EndsWith(line, " 0")) absl::StrAppend(&lines, "  ", line, "\n");
-      }
-      std::cerr << process->name() << " drops and evictions:\n"
-                << (lines.empty() ? "  (none)\n" : lines);
-    }
-  }
-
-  // A started backend owned by the test, or null (with a test failure).
-  BackendProcess* StartBackend(const BackendOptions& options) {
-    absl::StatusOr<std::unique_ptr<BackendProcess>> backend = BackendProcess::Start(options);
-    EXPECT_TRUE(backend.ok()) << backend.status();
-    if (!backend.ok()) return nullptr;
-    backends_.push_back(*std::move(backend));
-    return backends_.back().get();
-  }
-
-  // Starts the fabric; on failure the test fails (callers ASSERT on fabric_).
-  void StartFabric(FabricOptions options) {
-    absl::StatusOr<std::unique_ptr<Fabric>> fabric = Fabric::Start(*pki_, std::move(options));
-    ASSERT_TRUE(fabric.ok()) << fabric.status();
-    fabric_ = *std::move(fabric);
-  }
-
-  // The common shape: tenant acme, connector edge-1 serving `services`, agent
-  // laptop exposing `exposures`.
-  void StartSimpleFabric(std::vector<FabricService> services, std::vector<std::string> exposures) {
-    FabricOptions options;
-    options.connectors.push_back(ConnectorSpec{kAcme, "edge-1", std::move(services)});
-    options.agents.push_back(AgentSpec{kAcme, "laptop", std::move(exposures)});
-    StartFabric(std::move(options));
-  }
-
   // Tenants acme and globex, each with a UDP echo backend whose replies start
   // with "<tenant>:", a connector edge-<tenant> serving it as echo-udp (the
   // same name in both tenants) and, when `with_agents`, an agent
@@ -233,12 +114,6 @@ class DataplaneE2eTest : public ::testing::Test {
     }
     StartFabric(std::move(options));
   }
-
-  harness::DevPki* pki_ = nullptr;
-  // Declared before fabric_, so the fabric (whose connectors hold flows to
-  // the backends) stops first.
-  std::vector<std::unique_ptr<BackendProcess>> backends_;
-  std::unique_ptr<Fabric> fabric_;
 };
 
 TEST_F(DataplaneE2eTest, UdpEchoThroughAgentRelayConnectorBackend) {

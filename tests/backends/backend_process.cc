@@ -45,7 +45,10 @@ absl::Status BackendProcess::Launch(std::vector<std::string> flags, absl::Durati
   for (const ModeSlot& mode : modes) {
     if (!mode.wanted) continue;
     // A restart listens where the first run did.
-    const std::string listen = mode.address->empty() ? "127.0.0.1:0" : *mode.address;
+    auto configured = options_.listen.find(mode.key);
+    const std::string listen = !mode.address->empty()                ? *mode.address
+                               : configured != options_.listen.end() ? configured->second
+                                                                     : "127.0.0.1:0";
     flags.push_back(absl::StrCat("--", mode.key, "=", listen));
     any_mode = true;
   }

@@ -27,6 +27,9 @@ struct BackendOptions {
   bool grpc_health = false;
   // Prepended to every UDP echo reply.
   std::string echo_prefix;
+  // Listen address per mode key ("udp_echo", "http", ...); a mode not named
+  // here listens on 127.0.0.1:0.
+  std::map<std::string, std::string> listen;
 };
 
 class BackendProcess {

@@ -56,7 +56,7 @@
 #include "common/process.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/backends/pattern.h"
 
 ABSL_FLAG(std::string, udp_echo, "", "UDP echo listen address (host:port; port 0: any).");
@@ -377,6 +377,15 @@ struct Mode {
   std::function<void(int)> serve;  // null for udp_echo
 };
 
+// grpc.health.v1.Health answering SERVING for every service name.
+class ServingHealth final : public grpc::health::v1::Health::Service {
+  grpc::Status Check(grpc::ServerContext*, const grpc::health::v1::HealthCheckRequest*,
+                     grpc::health::v1::HealthCheckResponse* response) override {
+    response->set_status(grpc::health::v1::HealthCheckResponse::SERVING);
+    return grpc::Status::OK;
+  }
+};
+
 int Run() {
   const std::string name = absl::GetFlag(FLAGS_name);
   std::vector<Mode> modes;
@@ -420,8 +429,9 @@ int Run() {
   }
   std::unique_ptr<grpc::Server> grpc_server;
   if (!grpc_listen.empty()) {
-    grpc::EnableDefaultHealthCheckService(true);
+    static ServingHealth& health = *new ServingHealth;
     grpc::ServerBuilder builder;
+    builder.RegisterService(&health);
     int grpc_port = 0;
     builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
     grpc_server = builder.BuildAndStart();

@@ -81,6 +81,14 @@ struct FabricService {
 };
 
 struct ConnectorSpec {
+  ConnectorSpec() = default;
+  ConnectorSpec(std::string tenant, std::string name, std::vector<FabricService> services,
+                int workers = 1)
+      : tenant(std::move(tenant)),
+        name(std::move(name)),
+        services(std::move(services)),
+        workers(workers) {}
+
   std::string tenant;
   std::string name;
   std::vector<FabricService> services;
