@@ -53,7 +53,8 @@ std::shared_ptr<grpc::Channel> GrpcProbe::ChannelFor(const dataplane::SocketAddr
   if (std::shared_ptr<grpc::Channel> channel = slot.lock()) return channel;
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect timeout, and a short one fails
+  // handshakes of a slow (loaded) backend; each check's own deadline bounds the wait anyway.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (!host.empty()) args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, host);
   std::shared_ptr<grpc::Channel> channel =

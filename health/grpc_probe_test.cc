@@ -68,7 +68,8 @@ TEST(GrpcProbeTest, ServingNotServingAndBackAgain) {
   LoopThread loop_thread;
   HealthServer server;
   const auto channel = GrpcProbe::ChannelFor(server.address(), "");
-  EXPECT_TRUE(CheckGrpc(loop_thread, server.address()).ok);
+  const ProbeResult up = CheckGrpc(loop_thread, server.address());
+  EXPECT_TRUE(up.ok) << up.detail;
 
   server.SetServing("", false);
   const ProbeResult down = CheckGrpc(loop_thread, server.address());
