@@ -370,7 +370,7 @@ const BadCase kBadCases[] = {
     {"UnknownTopLevelField", kConnector, "intermediate: [\"i:1\"]\n",
      "c.yaml:1:1: unknown field \"intermediate\" (did you mean \"intermediates\"?); "
      "ConnectorConfig fields are intermediates, tls, listen, admin_listen, services, "
-     "dns_min_ttl, dns_max_ttl"},
+     "dns_min_ttl, dns_max_ttl, dns_servers"},
     {"UnknownNestedField", kConnector,
      "intermediates: [\"i:1\"]\nservices:\n  - name: a\n  - name: b\n    helth_check: {}\n",
      "c.yaml:5:5: services[1]: unknown field \"helth_check\" (did you mean \"health_check\"?); "

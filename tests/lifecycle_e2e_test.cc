@@ -662,7 +662,7 @@ TEST_F(LifecycleE2eTest, ApiRegisteredServiceIsReachableThroughTheAgent) {
 
 // ICMP checks need an address the test can take away: run by
 // tests/lifecycle_icmp_netns_test.sh inside a network namespace of its own,
-// where 10.77.0.2 sits on a dummy interface.
+// where 10.77.0.2 sits on the namespace's own loopback interface.
 TEST_F(LifecycleE2eTest, IcmpCheckerDetectsARemovedAddressAndItsReturn) {
   if (std::getenv("FERRY_LIFECYCLE_NETNS") == nullptr) {
     GTEST_SKIP() << "runs inside the network namespace of tests/lifecycle_icmp_netns_test.sh";
@@ -678,7 +678,7 @@ TEST_F(LifecycleE2eTest, IcmpCheckerDetectsARemovedAddressAndItsReturn) {
   ASSERT_NE(watcher, nullptr);
   ASSERT_TRUE(WaitBackendHealth("pinged", kBackend, v1::HEALTH_STATE_HEALTHY));
 
-  ASSERT_EQ(std::system("ip addr del 10.77.0.2/32 dev ferry-hc"), 0);
+  ASSERT_EQ(std::system("ip addr del 10.77.0.2/32 dev lo"), 0);
   const absl::Time removed_at = absl::Now();
   absl::StatusOr<harness::RouteWatcher::Received> withdrawn = watcher->WaitFor(
       [&](const v1::RouteSnapshot& snapshot) {
@@ -692,7 +692,7 @@ TEST_F(LifecycleE2eTest, IcmpCheckerDetectsARemovedAddressAndItsReturn) {
             << kInterval * kUnhealthyThreshold
             << ") measured=" << withdrawn->received_at - removed_at << "\n";
 
-  ASSERT_EQ(std::system("ip addr add 10.77.0.2/32 dev ferry-hc"), 0);
+  ASSERT_EQ(std::system("ip addr add 10.77.0.2/32 dev lo"), 0);
   absl::StatusOr<harness::RouteWatcher::Received> back = watcher->WaitFor(
       [&](const v1::RouteSnapshot& snapshot) { return Routes(snapshot, "pinged", kBackend); },
       absl::Seconds(20));
