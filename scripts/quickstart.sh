@@ -114,16 +114,21 @@ tls:
   key: "$PKI/connector-demo-edge-1.key"
 admin_listen: "127.0.0.1:0"
 listen: "127.0.0.1:0"
+# Each service is health-checked (docs/LIFECYCLE.md): stop a backend and it
+# leaves the routes within interval x unhealthy_threshold.
 services:
   - name: demo-web
     protocol: PROTOCOL_TCP
     backends: [{ address: "$(ready_value backends http)" }]
+    health_check: { interval: 2s, http: { path: /, expected_body_substring: "hello from" } }
   - name: demo-tcp-echo
     protocol: PROTOCOL_TCP
     backends: [{ address: "$(ready_value backends tcp_echo)" }]
+    health_check: { interval: 2s, tcp: {} }
   - name: demo-udp-echo
     protocol: PROTOCOL_UDP
     backends: [{ address: "$(ready_value backends udp_echo)" }]
+    health_check: { interval: 2s, udp: { send: ping, expect_prefix: ping } }
 EOF
   start connector ferry-connector --config="$FERRY/connector.yaml" --workers=2
   # Sessions need the connector registered: wait until the Intermediate counts it.
