@@ -153,13 +153,7 @@ class IntermediateSignalingTest : public ::testing::Test {
 
   std::shared_ptr<grpc::Channel> ChannelAs(const std::string& role, const std::string& name,
                                            const std::string& tenant = kTenant) {
-    absl::StatusOr<TlsFiles> files = pki_->Issue(tenant, role, name);
-    EXPECT_TRUE(files.ok()) << files.status();
-    if (!files.ok()) return nullptr;
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        harness::MtlsChannel(intermediate_->grpc_address(), *files);
-    EXPECT_TRUE(channel.ok()) << channel.status();
-    return channel.ok() ? *channel : nullptr;
+    return harness::TestChannel(intermediate_->grpc_address(), pki_->Issue(tenant, role, name));
   }
 
   // Connector `name` of kTenant attached with `service` (UDP), keeping alive.

@@ -5,6 +5,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "gtest/gtest.h"
 
 namespace ferry::harness {
 namespace {
@@ -40,6 +41,20 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MtlsChannel(const std::string& ad
   grpc::ChannelArguments args = IsolatedArguments();
   args.SetSslTargetNameOverride("localhost");
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(options), args);
+}
+
+std::shared_ptr<grpc::Channel> TestChannel(const std::string& address,
+                                           const absl::StatusOr<TlsFiles>& files) {
+  if (!files.ok()) {
+    ADD_FAILURE() << "certificates: " << files.status();
+    return nullptr;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MtlsChannel(address, *files);
+  if (!channel.ok()) {
+    ADD_FAILURE() << "channel to " << address << ": " << channel.status();
+    return nullptr;
+  }
+  return *channel;
 }
 
 std::shared_ptr<grpc::Channel> PlaintextChannel(const std::string& address) {

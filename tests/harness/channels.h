@@ -26,6 +26,11 @@ namespace ferry::harness {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MtlsChannel(const std::string& address,
                                                            const TlsFiles& files);
 
+// MtlsChannel for certificates a DevPki just issued: the channel, or null
+// with a gtest failure naming the error (of the issue or of the channel).
+std::shared_ptr<grpc::Channel> TestChannel(const std::string& address,
+                                           const absl::StatusOr<TlsFiles>& files);
+
 // A plaintext channel (for an Intermediate in --insecure_dev_mode).
 std::shared_ptr<grpc::Channel> PlaintextChannel(const std::string& address);
 
