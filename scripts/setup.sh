@@ -17,7 +17,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus-cpp-dev libyaml-cpp-dev libc-ares-dev libldns-dev
   # Tests and the quickstart: real peers and clients.
-  bind9-dnsutils curl dnsmasq-base iproute2 netcat-openbsd procps prometheus
+  bind9-dnsutils curl dnsmasq-base iproute2 netcat-openbsd procps prometheus systemd
 )
 
 missing=()
