@@ -12,7 +12,11 @@
 #include <vector>
 
 #include "cli/command_table.h"
+#include "cli/leases_command.h"
 #include "cli/pki_command.h"
+#include "cli/services_command.h"
+#include "cli/sessions_command.h"
+#include "cli/status_command.h"
 #include "glog/logging.h"
 
 namespace ferry::cli {
@@ -38,6 +42,11 @@ int RunVersion(const std::vector<std::string>& args, std::ostream& out, std::ost
 constexpr Command kCommands[] = {
     {"pki", "dev PKI: a local CA and identity certificates (init, issue, list, rotate)",
      &RunPkiCommand},
+    {"status", "dashboard: Intermediate, connectors (config errors), relays, services, sessions",
+     &RunStatusCommand},
+    {"services", "list, add (register) and rm (deregister) services", &RunServicesCommand},
+    {"leases", "list VIP leases", &RunLeasesCommand},
+    {"sessions", "list data-plane sessions", &RunSessionsCommand},
     {"version", "print the version", &RunVersion},
 };
 
