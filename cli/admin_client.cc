@@ -22,8 +22,16 @@ std::string FlagOrEnv(const ParsedArgs& parsed, const EnvLookup& env, absl::stri
   return std::string(fallback);
 }
 
-void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
-  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+// One unary call with a deadline `timeout` from now: `rpc(context, &response)` is the stub
+// call; its status comes back as an absl::Status with the same code and message.
+template <typename Response, typename Rpc>
+absl::StatusOr<Response> Call(absl::Duration timeout, const Rpc& rpc) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  Response response;
+  grpc::Status status = rpc(&context, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
 }
 
 }  // namespace
@@ -88,67 +96,64 @@ absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::Dial(const AdminConnec
 }
 
 absl::StatusOr<v1::GetStatusResponse> AdminClient::GetStatus() {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
-  v1::GetStatusResponse response;
-  grpc::Status status = stub_->GetStatus(&context, v1::GetStatusRequest(), &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call<v1::GetStatusResponse>(
+      connection_.timeout, [this](grpc::ClientContext* context, v1::GetStatusResponse* response) {
+        return stub_->GetStatus(context, v1::GetStatusRequest(), response);
+      });
 }
 
 absl::StatusOr<v1::ListServicesResponse> AdminClient::ListServices(const std::string& tenant) {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
   v1::ListServicesRequest request;
   request.set_tenant(tenant);
-  v1::ListServicesResponse response;
-  grpc::Status status = stub_->ListServices(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call<v1::ListServicesResponse>(
+      connection_.timeout,
+      [this, &request](grpc::ClientContext* context, v1::ListServicesResponse* response) {
+        return stub_->ListServices(context, request, response);
+      });
 }
 
 absl::StatusOr<v1::ListLeasesResponse> AdminClient::ListLeases(const std::string& tenant) {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
   v1::ListLeasesRequest request;
   request.set_tenant(tenant);
-  v1::ListLeasesResponse response;
-  grpc::Status status = stub_->ListLeases(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call<v1::ListLeasesResponse>(
+      connection_.timeout,
+      [this, &request](grpc::ClientContext* context, v1::ListLeasesResponse* response) {
+        return stub_->ListLeases(context, request, response);
+      });
 }
 
 absl::StatusOr<v1::ListSessionsResponse> AdminClient::ListSessions(const std::string& tenant) {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
   v1::ListSessionsRequest request;
   request.set_tenant(tenant);
-  v1::ListSessionsResponse response;
-  grpc::Status status = stub_->ListSessions(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call<v1::ListSessionsResponse>(
+      connection_.timeout,
+      [this, &request](grpc::ClientContext* context, v1::ListSessionsResponse* response) {
+        return stub_->ListSessions(context, request, response);
+      });
 }
 
 absl::StatusOr<v1::RegisterServiceResponse> AdminClient::RegisterService(
     const v1::ServiceSpec& spec) {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
   v1::RegisterServiceRequest request;
   *request.mutable_service() = spec;
-  v1::RegisterServiceResponse response;
-  grpc::Status status = stub_->RegisterService(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call<v1::RegisterServiceResponse>(
+      connection_.timeout,
+      [this, &request](grpc::ClientContext* context, v1::RegisterServiceResponse* response) {
+        return stub_->RegisterService(context, request, response);
+      });
 }
 
 absl::Status AdminClient::DeregisterService(const std::string& tenant, const std::string& name) {
-  grpc::ClientContext context;
-  SetDeadline(&context, connection_.timeout);
   v1::DeregisterServiceRequest request;
   request.set_tenant(tenant);
   request.set_name(name);
-  v1::DeregisterServiceResponse response;
-  return FromGrpcStatus(stub_->DeregisterService(&context, request, &response));
+  return Call<v1::DeregisterServiceResponse>(
+             connection_.timeout,
+             [this, &request](grpc::ClientContext* context,
+                              v1::DeregisterServiceResponse* response) {
+               return stub_->DeregisterService(context, request, response);
+             })
+      .status();
 }
 
 FlagSpec OutputFlagSpec() {
