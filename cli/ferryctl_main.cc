@@ -11,18 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "cli/backup_command.h"
 #include "cli/command_table.h"
 #include "cli/leases_command.h"
 #include "cli/pki_command.h"
 #include "cli/services_command.h"
 #include "cli/sessions_command.h"
 #include "cli/status_command.h"
+#include "cli/version.h"
 #include "glog/logging.h"
 
 namespace ferry::cli {
 namespace {
-
-constexpr char kFerryctlVersion[] = "0.1.0-dev";
 
 int RunVersion(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
@@ -33,7 +33,7 @@ int RunVersion(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "ferryctl version: unexpected argument '" << args[0] << "'\n";
     return kExitUsage;
   }
-  out << "ferryctl " << kFerryctlVersion << "\n"
+  out << "ferryctl " << kFerryVersion << "\n"
       << "built with " << OPENSSL_VERSION_TEXT << ", running " << OpenSSL_version(OPENSSL_VERSION)
       << "\n";
   return kExitOk;
@@ -47,6 +47,8 @@ constexpr Command kCommands[] = {
     {"services", "list, add (register) and rm (deregister) services", &RunServicesCommand},
     {"leases", "list VIP leases", &RunLeasesCommand},
     {"sessions", "list data-plane sessions", &RunSessionsCommand},
+    {"backup", "back up config, certificates and state into one tar; verify and restore it",
+     &RunBackupCommand},
     {"version", "print the version", &RunVersion},
 };
 
