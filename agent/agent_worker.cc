@@ -1,5 +1,6 @@
 #include "agent/agent_worker.h"
 
+#include <netinet/in.h>
 #include <openssl/rand.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/icmp_intercept.h"
 #include "dataplane/big_endian.h"
 #include "dataplane/hop_codec.h"
 #include "dataplane/stream_conn.h"
@@ -82,6 +84,13 @@ void AgentWorker::AddExposure(size_t index, std::string service, v1::Protocol pr
   exposures_[index] = std::move(exposure);
 }
 
+void AgentWorker::AddEchoExposure(size_t index, std::string service, UniqueFd raw_fd) {
+  AddExposure(index, std::move(service), v1::PROTOCOL_ICMP, std::move(raw_fd));
+  if (index < exposures_.size() && exposures_[index] != nullptr) {
+    exposures_[index]->raw_icmp = true;
+  }
+}
+
 void AgentWorker::InstallSession(size_t index, const SessionGrant& grant) {
   if (index >= exposures_.size() || exposures_[index] == nullptr) return;
   Exposure* exposure = exposures_[index].get();
@@ -142,6 +151,7 @@ void AgentWorker::ReadUdpClients(Exposure* exposure) {
     }
     dataplane::SocketAddress client =
         dataplane::SocketAddress::From(reinterpret_cast<sockaddr*>(&peer), peer_len);
+    if (exposure->raw_icmp && !TakeEchoRequest(buffer.data() + kHeaderSize, &n, &client)) continue;
     FlowHandle handle = kNoFlow;
     auto it = exposure->udp_clients.find(client);
     if (it != exposure->udp_clients.end()) {
@@ -184,6 +194,22 @@ void AgentWorker::ReadUdpClients(Exposure* exposure) {
     }
     if (FinishSend(dest, size)) traffic_mut().CountOut(header.service_id, size);
   }
+}
+
+bool AgentWorker::TakeEchoRequest(uint8_t* message, ssize_t* n, dataplane::SocketAddress* client) {
+  EchoRequest request;
+  if (!ParseEchoRequest(absl::MakeConstSpan(message, static_cast<size_t>(*n)), &request)) {
+    Drop(DropReason::kUnexpectedType);
+    return false;
+  }
+  std::memmove(message, message + request.icmp_offset, request.icmp_size);
+  *n = static_cast<ssize_t>(request.icmp_size);
+  sockaddr_in source = {};
+  source.sin_family = AF_INET;
+  source.sin_addr = request.source;
+  source.sin_port = htons(request.identifier);
+  *client = dataplane::SocketAddress::From(reinterpret_cast<sockaddr*>(&source), sizeof(source));
+  return true;
 }
 
 void AgentWorker::AcceptTcpClients(Exposure* exposure) {
@@ -311,6 +337,10 @@ void AgentWorker::HandleFrame(absl::Span<uint8_t> frame, const Origin& /*origin*
   switch (header.type) {
     case FrameType::kData:
       flow.open_pending = false;
+      if (flow.exposure->raw_icmp && !IsEchoReply(payload)) {
+        Drop(DropReason::kUnexpectedType);
+        break;
+      }
       if (sendto(flow.exposure->fd.get(), payload.data(), payload.size(), MSG_DONTWAIT,
                  flow.client.get(), flow.client.length) < 0) {
         Drop(DropReason::kSendFailed);

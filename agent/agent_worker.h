@@ -4,7 +4,9 @@
 // address is one flow) or a TCP listener (each accepted connection is one
 // flow, driven by a TcpEdge over a stream transport to the relay). Frames go
 // to the relay on the exposure's current session, sealed with the agent hop's
-// key; answers come back on the worker's own UDP socket or the stream.
+// key; answers come back on the worker's own UDP socket or the stream. In
+// intercept mode an ICMP exposure is a raw ICMP socket bound to the service's
+// VIP: each (source, echo identifier) is one flow, as the connector expects.
 //
 // Sessions come from the control thread (InstallSession, via the loop's
 // Post). The worker probes each current session's relay every
@@ -56,6 +58,11 @@ class AgentWorker : public dataplane::DataplaneWorker, public dataplane::TcpEdge
   // dense, in order) listening on `fd` (a bound UDP socket, or a listening
   // TCP socket for PROTOCOL_TCP).
   void AddExposure(size_t exposure, std::string service, v1::Protocol protocol, UniqueFd fd);
+  // Worker thread: adds ICMP exposure number `exposure` that takes echo
+  // requests from `raw_fd`, a raw ICMP socket bound to the service's VIP
+  // (agent/icmp_intercept.h). Each (source address, echo identifier) is one
+  // flow; replies from the frames go back through `raw_fd` to that source.
+  void AddEchoExposure(size_t exposure, std::string service, UniqueFd raw_fd);
   // Worker thread: makes `grant` the exposure's current session.
   void InstallSession(size_t exposure, const SessionGrant& grant);
 
@@ -101,6 +108,9 @@ class AgentWorker : public dataplane::DataplaneWorker, public dataplane::TcpEdge
     size_t index = 0;
     std::string service;
     v1::Protocol protocol = v1::PROTOCOL_UNSPECIFIED;
+    // `fd` is a raw ICMP socket (intercept mode): datagrams in carry an IPv4
+    // header, the client key is (source, echo identifier).
+    bool raw_icmp = false;
     UniqueFd fd;
     ListenerHandler handler;
     Session* current = nullptr;
@@ -110,7 +120,9 @@ class AgentWorker : public dataplane::DataplaneWorker, public dataplane::TcpEdge
   struct Flow {
     Exposure* exposure = nullptr;
     Session* session = nullptr;
-    dataplane::SocketAddress client;  // UDP flows
+    // UDP flows: the client's address; raw ICMP flows: its source address
+    // with the echo identifier as the port.
+    dataplane::SocketAddress client;
     dataplane::ReplayWindow from_relay;
     bool open_pending = true;  // UDP: send OPEN until the relay answers
     dataplane::StreamConn* conn = nullptr;
@@ -118,6 +130,10 @@ class AgentWorker : public dataplane::DataplaneWorker, public dataplane::TcpEdge
   };
 
   void ReadUdpClients(Exposure* exposure);
+  // A raw ICMP exposure's datagram of `n` bytes at `message`: moves the echo
+  // request's ICMP message to `message` and sets `client`; false (counted)
+  // for anything else.
+  bool TakeEchoRequest(uint8_t* message, ssize_t* n, dataplane::SocketAddress* client);
   void AcceptTcpClients(Exposure* exposure);
   uint32_t NewFlowId();
   void SendProbe(Session* session);
