@@ -1,8 +1,13 @@
 // ferry-agent: the client. For each exposed service it asks the Intermediate
 // for a data-plane session (Sessions.OpenSession), binds a local listener
 // (UDP or TCP, as the service is) and carries the traffic through the relay.
+// The listener is on a loopback port, or in intercept mode on the service's
+// VIP, which the agent puts on a local interface (docs/INTERCEPT.md).
 // Sessions are renewed at half their lifetime, and re-opened when their relay
 // stops answering probes (a relay or Intermediate restart).
+#include <arpa/inet.h>
+#include <linux/capability.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -15,6 +20,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/agent_worker.h"
+#include "agent/icmp_intercept.h"
+#include "agent/intercept_addresses.h"
 #include "common/admin_http_server.h"
 #include "common/backoff.h"
 #include "common/grpc_status.h"
@@ -61,11 +68,20 @@ ABSL_FLAG(ferry::ExposeList, expose, {},
           "A service to expose, as service=host:port or just service (listens on "
           "127.0.0.1:<the service's port>); repeat the flag, or separate with commas.");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:0", "Admin HTTP address for /metrics.");
+ABSL_FLAG(bool, intercept, false,
+          "Intercept mode (or intercept: true in the config): each exposure without a listen "
+          "address listens on its service's VIP and port, with the VIP put on "
+          "--intercept_interface and removed at exit; ICMP services answer ping of the VIP. "
+          "Needs CAP_NET_ADMIN (and CAP_NET_RAW for ICMP). See docs/INTERCEPT.md.");
+ABSL_FLAG(std::string, intercept_interface, "",
+          "Interface for the VIPs in intercept mode; overrides the config (default lo; ferry0 "
+          "is created as a dummy link when missing, or falls back to lo).");
 
 namespace ferry {
 namespace {
 
 using agent::AgentWorker;
+using agent::InterceptAddresses;
 using agent::SessionGrant;
 
 struct ExposureState {
@@ -74,6 +90,9 @@ struct ExposureState {
   bool bound = false;
   std::string bound_address;
   v1::Protocol protocol = v1::PROTOCOL_UNSPECIFIED;
+  // Intercept mode: listening on the VIP; an ICMP exposure's fd is a raw
+  // ICMP socket bound to it.
+  bool on_vip = false;
   bool attempted = false;
   bool have_session = false;
   bool dead = false;
@@ -144,10 +163,48 @@ absl::StatusOr<SessionGrant> OpenSession(v1::Sessions::Stub& stub, const std::st
   return grant;
 }
 
-// Binds the local listener of an exposure now that its protocol is known.
-absl::StatusOr<UniqueFd> BindExposure(ExposureState& state, uint32_t service_port) {
+// Intercept mode for one exposure: puts `vip` on the interface and returns
+// the address to listen on ("<vip>:<port>"), or for an ICMP service the raw
+// echo socket bound to the VIP in `*icmp_fd`.
+absl::StatusOr<std::string> InterceptVip(ExposureState& state, InterceptAddresses& addresses,
+                                         const std::string& vip, uint32_t service_port,
+                                         UniqueFd* icmp_fd) {
+  in_addr address;
+  if (inet_pton(AF_INET, vip.c_str(), &address) != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("the Intermediate gave service ",
+                                                      state.service, " no IPv4 VIP (got \"", vip,
+                                                      "\"); intercept mode needs one"));
+  }
+  if (absl::Status s = addresses.Add(address); !s.ok()) return s;
+  state.on_vip = true;
+  if (state.protocol == v1::PROTOCOL_ICMP) {
+    absl::StatusOr<UniqueFd> fd = agent::OpenEchoInterceptSocket(address);
+    if (!fd.ok()) return fd.status();
+    *icmp_fd = *std::move(fd);
+    return vip;
+  }
+  return absl::StrCat(vip, ":", service_port);
+}
+
+// Binds the local listener of an exposure now that its protocol is known:
+// `listen`, or 127.0.0.1:<service port> when empty. In intercept mode
+// (`addresses` set) an exposure without a listen address gets its VIP.
+absl::StatusOr<UniqueFd> BindExposure(ExposureState& state, uint32_t service_port,
+                                      const std::string& vip, InterceptAddresses* addresses) {
   std::string listen =
       state.listen.empty() ? absl::StrCat("127.0.0.1:", service_port) : state.listen;
+  if (addresses != nullptr && state.listen.empty()) {
+    UniqueFd icmp_fd;
+    absl::StatusOr<std::string> on_vip =
+        InterceptVip(state, *addresses, vip, service_port, &icmp_fd);
+    if (!on_vip.ok()) return on_vip.status();
+    if (icmp_fd) {
+      state.bound_address = *on_vip;
+      state.bound = true;
+      return icmp_fd;
+    }
+    listen = *on_vip;
+  }
   int port = 0;
   UniqueFd fd;
   if (state.protocol == v1::PROTOCOL_TCP) {
@@ -183,6 +240,27 @@ int Run() {
     return 2;
   }
   std::vector<ExposureState> exposures = *std::move(parsed);
+  // Intercept mode: the capability is checked before anything else starts,
+  // so that a missing one is one clear error, not a failure per exposure.
+  std::unique_ptr<InterceptAddresses> intercept;
+  if (absl::GetFlag(FLAGS_intercept) || config.intercept()) {
+    if (absl::Status s = agent::RequireCapability(CAP_NET_ADMIN, "CAP_NET_ADMIN",
+                                                  "Intercept mode (--intercept)");
+        !s.ok()) {
+      LOG(ERROR) << s.message();
+      return 2;
+    }
+    std::string interface = FlagOr(FLAGS_intercept_interface, config.intercept_interface());
+    if (interface.empty()) interface = agent::kDefaultInterceptInterface;
+    absl::StatusOr<std::unique_ptr<InterceptAddresses>> opened =
+        InterceptAddresses::Open(interface);
+    if (!opened.ok()) {
+      LOG(ERROR) << "Intercept mode: " << opened.status().message();
+      return 2;
+    }
+    intercept = *std::move(opened);
+    LOG(INFO) << "Intercept mode: VIPs go on " << intercept->interface();
+  }
   const std::string intermediate =
       FlagOr(FLAGS_intermediate,
              config.intermediates().empty() ? "127.0.0.1:7443" : config.intermediates(0));
@@ -285,20 +363,29 @@ int Run() {
         state.backoff->Reset();
         if (!state.bound) {
           state.protocol = response.protocol();
-          absl::StatusOr<UniqueFd> fd = BindExposure(state, response.port());
+          absl::StatusOr<UniqueFd> fd =
+              BindExposure(state, response.port(), response.vip(), intercept.get());
           if (!fd.ok()) {
             LOG(ERROR) << "Cannot listen for " << state.service << ": " << fd.status();
             state.next_attempt = now + absl::Seconds(30);
             continue;
           }
           auto shared_fd = std::make_shared<UniqueFd>(*std::move(fd));
+          const bool echo = state.on_vip && state.protocol == v1::PROTOCOL_ICMP;
           worker.loop()->Post(
-              [&worker, i, service = state.service, protocol = state.protocol, shared_fd] {
-                worker.AddExposure(i, service, protocol, std::move(*shared_fd));
+              [&worker, i, service = state.service, protocol = state.protocol, shared_fd, echo] {
+                if (echo) {
+                  worker.AddEchoExposure(i, service, std::move(*shared_fd));
+                } else {
+                  worker.AddExposure(i, service, protocol, std::move(*shared_fd));
+                }
               });
           LOG(INFO) << "Serving " << state.service << " ("
-                    << (state.protocol == v1::PROTOCOL_TCP ? "tcp" : "udp") << ") on "
-                    << state.bound_address;
+                    << (state.protocol == v1::PROTOCOL_TCP    ? "tcp"
+                        : state.protocol == v1::PROTOCOL_ICMP ? "icmp"
+                                                              : "udp")
+                    << ") on " << state.bound_address
+                    << (state.on_vip ? absl::StrCat(" (VIP on ", intercept->interface(), ")") : "");
         }
         names[grant->service_id] = {state.service, ""};
         metrics.SetServiceNames(names);
@@ -314,6 +401,7 @@ int Run() {
       bool all_attempted = true;
       std::map<std::string, std::string> ready = {{"admin_address", admin_bound},
                                                   {"intermediate", intermediate}};
+      if (intercept != nullptr) ready["intercept_interface"] = intercept->interface();
       for (const ExposureState& state : exposures) {
         all_attempted = all_attempted && state.attempted;
         if (state.bound) {
@@ -350,6 +438,12 @@ int Run() {
   admin.Stop();
   worker.Stop();
   worker_thread.join();
+  if (intercept != nullptr) {
+    const size_t removed = intercept->added().size();
+    const std::string interface = intercept->interface();
+    intercept.reset();  // the VIPs leave the interface
+    LOG(INFO) << "Intercept: removed " << removed << " VIP(s) from " << interface;
+  }
   LOG(INFO) << "Agent stopped";
   return 0;
 }

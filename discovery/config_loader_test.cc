@@ -647,7 +647,7 @@ TEST_F(ConfigFileTest, LoadsAFileAndNamesItInErrors) {
   EXPECT_EQ(status.message(),
             absl::StrCat(bad,
                          ":2:1: unknown field \"wat\"; AgentConfig fields are intermediates, "
-                         "tls, exposures"));
+                         "tls, exposures, intercept, intercept_interface"));
 }
 
 TEST_F(ConfigFileTest, MissingFileIsNotFound) {

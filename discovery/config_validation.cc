@@ -1,6 +1,7 @@
 #include "discovery/config_validation.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -438,6 +439,19 @@ absl::Status ValidateConfig(const v1::AgentConfig& config) {
       return FieldError(absl::StrCat(path, ".service"), s.message());
     }
     listeners.emplace_back(absl::StrCat(path, ".listen"), &exposure.listen());
+  }
+  if (!config.intercept_interface().empty()) {
+    if (!config.intercept()) {
+      return FieldError("intercept_interface",
+                        "is set but intercept is false; set intercept: true or remove it");
+    }
+    if (config.intercept_interface().size() >= IF_NAMESIZE ||
+        config.intercept_interface().find_first_of("/ \t:") != std::string::npos) {
+      return FieldError(
+          "intercept_interface",
+          absl::StrCat(Quoted(config.intercept_interface()), " is not an interface name (1 to ",
+                       IF_NAMESIZE - 1, " characters, no '/', ':' or spaces)"));
+    }
   }
   return ValidateOptionalListeners(listeners);
 }

@@ -222,5 +222,27 @@ TEST(ValidateConfigTest, RelayWorkersUpToTheBound) {
             "");
 }
 
+TEST(ValidateConfigTest, AgentInterceptInterface) {
+  struct Case {
+    const char* text;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"pb(intermediates: "i:1" intercept: true)pb", ""},
+      {R"pb(intermediates: "i:1" intercept: true intercept_interface: "ferry0")pb", ""},
+      {R"pb(intermediates: "i:1" intercept_interface: "lo")pb",
+       "intercept_interface: is set but intercept is false; set intercept: true or remove it"},
+      {R"pb(intermediates: "i:1" intercept: true intercept_interface: "a-much-too-long-name")pb",
+       "intercept_interface: \"a-much-too-long-name\" is not an interface name (1 to 15 "
+       "characters, no '/', ':' or spaces)"},
+      {R"pb(intermediates: "i:1" intercept: true intercept_interface: "eth0:1")pb",
+       "intercept_interface: \"eth0:1\" is not an interface name (1 to 15 characters, no '/', "
+       "':' or spaces)"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(ErrorOf(ValidateConfig(FromText<v1::AgentConfig>(c.text))), c.error) << c.text;
+  }
+}
+
 }  // namespace
 }  // namespace ferry::discovery
