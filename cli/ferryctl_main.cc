@@ -14,6 +14,7 @@
 #include "cli/backup_command.h"
 #include "cli/command_table.h"
 #include "cli/leases_command.h"
+#include "cli/logs_command.h"
 #include "cli/pki_command.h"
 #include "cli/services_command.h"
 #include "cli/sessions_command.h"
@@ -47,6 +48,8 @@ constexpr Command kCommands[] = {
     {"services", "list, add (register) and rm (deregister) services", &RunServicesCommand},
     {"leases", "list VIP leases", &RunLeasesCommand},
     {"sessions", "list data-plane sessions", &RunSessionsCommand},
+    {"logs", "the components' logs merged by time ([component] [-f] [--since] [--lines])",
+     &RunLogsCommand},
     {"backup", "back up config, certificates and state into one tar; verify and restore it",
      &RunBackupCommand},
     {"version", "print the version", &RunVersion},
