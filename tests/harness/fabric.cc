@@ -287,9 +287,11 @@ absl::Status Fabric::StartAgent(const AgentSpec& spec) {
   for (std::string& flag : TlsFlags(*tls)) flags.push_back(std::move(flag));
   std::vector<std::string> required = {"admin_address"};
   for (const std::string& service : spec.exposures) {
-    flags.push_back(absl::StrCat("--expose=", service, "=127.0.0.1:0"));
+    flags.push_back(spec.default_listen ? absl::StrCat("--expose=", service)
+                                        : absl::StrCat("--expose=", service, "=127.0.0.1:0"));
     required.push_back("expose." + service);
   }
+  for (const std::string& flag : spec.extra_flags) flags.push_back(flag);
   agents_.push_back(
       std::make_unique<FabricProcess>("agent-" + spec.name, *binary, std::vector<std::string>{}));
   return agents_.back()->Launch(std::move(flags), required, options_.ready_timeout);

@@ -98,10 +98,20 @@ struct ConnectorSpec {
 };
 
 struct AgentSpec {
+  AgentSpec() = default;
+  AgentSpec(std::string tenant, std::string name, std::vector<std::string> exposures)
+      : tenant(std::move(tenant)), name(std::move(name)), exposures(std::move(exposures)) {}
+
   std::string tenant;
   std::string name;
   // Names of the services to expose, each on 127.0.0.1:0.
   std::vector<std::string> exposures;
+  // More flags for the agent (e.g. "--intercept"), after the harness's own.
+  std::vector<std::string> extra_flags;
+  // Expose each service as "--expose=<service>" with no listen address, so
+  // the agent picks it (127.0.0.1:<service port>, or the VIP in intercept
+  // mode); the default false keeps 127.0.0.1:0.
+  bool default_listen = false;
 };
 
 struct FabricOptions {
