@@ -89,6 +89,9 @@ InterceptAddresses::~InterceptAddresses() {
 }
 
 absl::Status InterceptAddresses::Add(in_addr address) {
+  for (const in_addr& mine : added_) {
+    if (mine.s_addr == address.s_addr) return absl::OkStatus();  // a retried exposure
+  }
   absl::Status s = AddAddressV4(link_index_, address, 32);
   if (absl::IsAlreadyExists(s)) {
     LOG(INFO) << "Intercept: " << AddressText(address) << " is already on " << interface_

@@ -48,8 +48,9 @@ class InterceptAddresses {
   InterceptAddresses(const InterceptAddresses&) = delete;
   InterceptAddresses& operator=(const InterceptAddresses&) = delete;
 
-  // Puts `address`/32 on the interface. OK (and not owned: left in place at
-  // the end) when the interface already has it; the rtnetlink errors.
+  // Puts `address`/32 on the interface. OK when this object added it before;
+  // OK (and not owned: left in place at the end) when the interface already
+  // had it; the rtnetlink errors.
   absl::Status Add(in_addr address);
 
   // The interface in use (after the ferry0 fallback) and its index.

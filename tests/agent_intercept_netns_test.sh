@@ -14,7 +14,7 @@
 #     it stop answering through FERRY_INTERCEPT_BACKEND_NETNS.
 set -euo pipefail
 BIN="$TEST_SRCDIR/$TEST_WORKSPACE/tests/agent_intercept_test"
-for tool in curl ping ip nsenter unshare mount; do
+for tool in curl ping ip nsenter unshare mount setpriv getent; do
   if ! command -v "$tool" >/dev/null; then
     echo "agent_intercept_netns_test needs $tool (Debian: curl, iputils-ping, iproute2," \
       "util-linux, mount; scripts/setup.sh)" >&2
