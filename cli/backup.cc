@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/tar_archive.h"
+#include "common/unique_fd.h"
 #include "controlplane/embedded_state_store.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -62,23 +63,9 @@ absl::Status IoError(absl::string_view op, absl::string_view path, int error) {
   }
 }
 
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd = -1) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(ScopedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ScopedFd& operator=(ScopedFd&&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // The whole file, or nullopt if it does not exist.
 absl::StatusOr<std::optional<std::string>> ReadFileIfExists(const std::string& path) {
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<std::string>();
     return IoError("open", path, errno);
@@ -123,7 +110,7 @@ std::string DirName(const std::string& path) {
 }
 
 absl::Status SyncDir(const std::string& dir) {
-  ScopedFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return IoError("open", dir, errno);
   if (fsync(fd.get()) != 0) return IoError("fsync", dir, errno);
   return absl::OkStatus();
@@ -131,7 +118,7 @@ absl::Status SyncDir(const std::string& dir) {
 
 // Writes `data` to a new file `temp` with exactly `mode` (not masked by the umask), synced.
 absl::Status WriteTempFile(const std::string& temp, absl::string_view data, uint32_t mode) {
-  ScopedFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (fd.get() < 0) return IoError("create", temp, errno);
   if (fchmod(fd.get(), mode) != 0) return IoError("chmod", temp, errno);
   if (absl::Status status = WriteAll(fd.get(), data, temp); !status.ok()) return status;
@@ -237,7 +224,7 @@ class StateDirLock {
   // pid when a running Intermediate (or another store) has it.
   static absl::StatusOr<StateDirLock> Take(const std::string& state_dir) {
     std::string path = absl::StrCat(state_dir, "/", kStateLockFile);
-    ScopedFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (fd.get() < 0) return IoError("open", path, errno);
     if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return IoError("flock", path, errno);
@@ -253,14 +240,14 @@ class StateDirLock {
   }
 
  private:
-  explicit StateDirLock(ScopedFd fd) : fd_(std::move(fd)) {}
-  ScopedFd fd_;  // Closing it releases the flock.
+  explicit StateDirLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // Closing it releases the flock.
 };
 
 // True when a process holds the state directory's lock.
 absl::StatusOr<bool> StateDirInUse(const std::string& state_dir) {
   std::string path = absl::StrCat(state_dir, "/", kStateLockFile);
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return false;
     return IoError("open", path, errno);

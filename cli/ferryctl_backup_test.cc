@@ -1,7 +1,5 @@
 // Runs the real ferryctl binary for `backup create` and `backup restore`, as an operator would.
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/testing/ferryctl_process.h"
 #include "controlplane/embedded_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,12 +18,6 @@ namespace ferry::cli {
 namespace {
 
 using ::testing::HasSubstr;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -42,8 +35,7 @@ uint32_t ModeOf(const std::string& path) {
 class FerryctlBackupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    binary_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                           "/cli/ferryctl");
+    binary_ = testing::FerryctlBinaryPath();
     ASSERT_EQ(access(binary_.c_str(), X_OK), 0) << binary_;
     work_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -51,30 +43,9 @@ class FerryctlBackupTest : public ::testing::Test {
   }
 
   // Runs `ferryctl args...` in work_.
-  RunResult Run(const std::vector<std::string>& args) {
-    std::string out_path = work_ + "/.stdout";
-    std::string err_path = work_ + "/.stderr";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (out_fd < 0 || err_fd < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0 ||
-          chdir(work_.c_str()) != 0) {
-        _exit(127);
-      }
-      std::vector<char*> argv = {const_cast<char*>(binary_.c_str())};
-      for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-      argv.push_back(nullptr);
-      execv(binary_.c_str(), argv.data());
-      _exit(127);
-    }
-    RunResult result;
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status)) << "ferryctl crashed";
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = ReadAll(out_path);
-    result.err = ReadAll(err_path);
+  testing::FerryctlRun Run(const std::vector<std::string>& args) {
+    testing::FerryctlRun result = testing::RunFerryctl(binary_, work_, args);
+    EXPECT_NE(result.exit_code, -1) << "ferryctl crashed";
     return result;
   }
 
@@ -86,7 +57,7 @@ TEST_F(FerryctlBackupTest, CreateAndRestoreThroughTheBinary) {
   ASSERT_EQ(mkdir((work_ + "/etc").c_str(), 0755), 0);
   ASSERT_EQ(mkdir((work_ + "/pki").c_str(), 0700), 0);
   std::ofstream(work_ + "/etc/connector.yaml") << "intermediates: [\"127.0.0.1:1\"]\n";
-  RunResult pki = Run({"pki", "init", "--dir=pki"});
+  testing::FerryctlRun pki = Run({"pki", "init", "--dir=pki"});
   ASSERT_EQ(pki.exit_code, 0) << pki.err;
   {
     auto store = controlplane::EmbeddedStateStore::Open(work_ + "/state");
@@ -94,20 +65,21 @@ TEST_F(FerryctlBackupTest, CreateAndRestoreThroughTheBinary) {
     ASSERT_TRUE((*store)->Put("/services/demo/web", "spec").ok());
   }
 
-  RunResult created = Run({"backup", "create", "--config_dir=etc", "--pki_dir=pki",
-                           "--state_dir=state", "--out=ferry.tar"});
+  testing::FerryctlRun created = Run({"backup", "create", "--config_dir=etc", "--pki_dir=pki",
+                                      "--state_dir=state", "--out=ferry.tar"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   EXPECT_THAT(created.out, HasSubstr("Wrote ferry.tar"));
   EXPECT_EQ(ModeOf(work_ + "/ferry.tar"), 0600u);
 
-  RunResult dry = Run({"backup", "restore", "--in=ferry.tar", "--config_dir=new/etc",
-                       "--pki_dir=new/pki", "--state_dir=new/state", "--dry-run"});
+  testing::FerryctlRun dry = Run({"backup", "restore", "--in=ferry.tar", "--config_dir=new/etc",
+                                  "--pki_dir=new/pki", "--state_dir=new/state", "--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_THAT(dry.out, HasSubstr("create    new/pki/ca.key"));
   EXPECT_NE(access((work_ + "/new").c_str(), F_OK), 0);
 
-  RunResult restored = Run({"backup", "restore", "--in=ferry.tar", "--config_dir=new/etc",
-                            "--pki_dir=new/pki", "--state_dir=new/state"});
+  testing::FerryctlRun restored =
+      Run({"backup", "restore", "--in=ferry.tar", "--config_dir=new/etc", "--pki_dir=new/pki",
+           "--state_dir=new/state"});
   ASSERT_EQ(restored.exit_code, 0) << restored.err;
   for (const char* file : {"etc/connector.yaml", "pki/ca.crt", "pki/ca.key"}) {
     EXPECT_EQ(ReadAll(work_ + "/new/" + file), ReadAll(work_ + "/" + file)) << file;
@@ -123,8 +95,8 @@ TEST_F(FerryctlBackupTest, CreateAndRestoreThroughTheBinary) {
   // A truncated copy is refused with exit code 1 and nothing written.
   std::string bytes = ReadAll(work_ + "/ferry.tar");
   std::ofstream(work_ + "/cut.tar", std::ios::binary) << bytes.substr(0, bytes.size() - 1024);
-  RunResult cut = Run({"backup", "restore", "--in=cut.tar", "--config_dir=other/etc",
-                       "--pki_dir=other/pki", "--state_dir=other/state"});
+  testing::FerryctlRun cut = Run({"backup", "restore", "--in=cut.tar", "--config_dir=other/etc",
+                                  "--pki_dir=other/pki", "--state_dir=other/state"});
   EXPECT_EQ(cut.exit_code, 1);
   EXPECT_THAT(cut.err, HasSubstr("truncated"));
   EXPECT_NE(access((work_ + "/other").c_str(), F_OK), 0);
