@@ -17,7 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus-cpp-dev libyaml-cpp-dev libc-ares-dev libldns-dev
   # Tests and the quickstart: real peers and clients.
-  bind9-dnsutils curl dnsmasq-base iproute2 netcat-openbsd procps prometheus systemd
+  bind9-dnsutils curl dnsmasq-base iproute2 iputils-ping netcat-openbsd procps prometheus
+  systemd
 )
 
 missing=()
