@@ -304,41 +304,32 @@ absl::Status CollectLiveState(const std::string& state_dir, std::vector<TarEntry
                                              "the Intermediate first"));
 }
 
-google::protobuf::Value StringValue(absl::string_view s) {
+// `s` as a JSON string literal, quoted and escaped by protobuf's JSON printer.
+std::string JsonString(absl::string_view s) {
   google::protobuf::Value value;
   value.set_string_value(std::string(s));
-  return value;
+  std::string json;
+  // A string Value always converts.
+  (void)google::protobuf::util::MessageToJsonString(value, &json);
+  return json;
 }
 
-google::protobuf::Value NumberValue(double n) {
-  google::protobuf::Value value;
-  value.set_number_value(n);
-  return value;
-}
-
+// The manifest, keys in a fixed order and one file a line, so that it reads and diffs well.
 std::string EncodeManifest(const BackupCreateOptions& options, bool state_live,
                            const std::vector<BackupFile>& files) {
-  google::protobuf::Struct manifest;
-  auto& fields = *manifest.mutable_fields();
-  fields["format"] = StringValue(kFormatName);
-  fields["format_version"] = NumberValue(kBackupFormatVersion);
-  fields["created"] =
-      StringValue(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", options.created, absl::UTCTimeZone()));
-  fields["ferry_version"] = StringValue(options.ferry_version);
-  fields["state_copy"] = StringValue(state_live ? "live" : "snapshot");
-  google::protobuf::ListValue* list = fields["files"].mutable_list_value();
-  for (const BackupFile& file : files) {
-    auto& entry = *list->add_values()->mutable_struct_value()->mutable_fields();
-    entry["path"] = StringValue(file.path);
-    entry["size"] = NumberValue(static_cast<double>(file.size));
-    entry["mode"] = StringValue(FormatMode(file.mode));
-    entry["sha256"] = StringValue(file.sha256_hex);
+  std::string json = absl::StrCat(
+      "{\n  \"format\": ", JsonString(kFormatName),
+      ",\n  \"format_version\": ", kBackupFormatVersion, ",\n  \"created\": ",
+      JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", options.created, absl::UTCTimeZone())),
+      ",\n  \"ferry_version\": ", JsonString(options.ferry_version),
+      ",\n  \"state_copy\": ", JsonString(state_live ? "live" : "snapshot"), ",\n  \"files\": [");
+  for (size_t i = 0; i < files.size(); ++i) {
+    absl::StrAppend(&json, i == 0 ? "\n" : ",\n", "    {\"path\": ", JsonString(files[i].path),
+                    ", \"size\": ", files[i].size,
+                    ", \"mode\": ", JsonString(FormatMode(files[i].mode)),
+                    ", \"sha256\": ", JsonString(files[i].sha256_hex), "}");
   }
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = true;
-  std::string json;
-  // A Struct of strings and numbers always converts.
-  (void)google::protobuf::util::MessageToJsonString(manifest, &json, print);
+  absl::StrAppend(&json, files.empty() ? "]\n}\n" : "\n  ]\n}\n");
   return json;
 }
 
