@@ -158,6 +158,10 @@ FERRY_DEMO_WEB=$(ready_value agent expose.demo-web)
 FERRY_DEMO_TCP_ECHO=$(ready_value agent expose.demo-tcp-echo)
 FERRY_DEMO_UDP_ECHO=$(ready_value agent expose.demo-udp-echo)
 FERRY_RELAY_METRICS_URL=http://$(ready_value relay admin_address)/metrics
+# ferryctl's connection settings (docs/FERRYCTL.md): the demo operator admin.
+FERRY_INTERMEDIATE=$GRPC
+FERRY_CERT=$PKI/admin-demo-operator.crt
+FERRY_KEY=$PKI/admin-demo-operator.key
 EOF
 fi
 
@@ -180,6 +184,11 @@ metric() { echo "$metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 echo "Connected relays: $(metric 'ferry_connected_peers{role="relay"}')," \
   "connectors: $(metric 'ferry_connected_peers{role="connector"}')," \
   "route version: $(metric ferry_route_version)"
+echo
+# The status dashboard (services, health, VIPs, sessions) from the admin API.
+FERRY_INTERMEDIATE=$FERRY_INTERMEDIATE_ADDR FERRY_CA_CERT=$FERRY_CA_CERT FERRY_CERT=$FERRY_ADMIN_CERT \
+  FERRY_KEY=$FERRY_ADMIN_KEY \
+  "$FERRY/bin/ferryctl" status || echo "(ferryctl status failed; see above)"
 cat <<EOF
 
 The demo services, through agent -> relay -> connector -> backend:
@@ -194,6 +203,8 @@ Endpoints are in .ferry/endpoints.env; logs in .ferry/logs/. Try:
   curl -s \$FERRY_RELAY_METRICS_URL | grep ^ferry_relay_frames_total
   . .ferry/endpoints.env && curl -s \$FERRY_METRICS_URL | grep ^ferry_
   dig @\${FERRY_DNS_ADDR%:*} -p \${FERRY_DNS_ADDR##*:} demo-web.demo.ferry.internal +short
+  set -a; . .ferry/endpoints.env; set +a; .ferry/bin/ferryctl status --watch
+  .ferry/bin/ferryctl logs connector --since=5m
   .ferry/bin/ferryctl pki list --dir .ferry/pki
   tail -f .ferry/logs/ferry-intermediate.INFO
 Stop everything with: scripts/quickstart.sh --down
