@@ -147,12 +147,13 @@ TEST(StatusTextTest, ConfigErrorIsShownAtTheTopAndUnderItsConnector) {
       text, "Intermediate  version 0.1.0, up 1m14s, route version 2, trust domain ferry.local\n"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "Services      1 healthy, 1 unhealthy, 0 unknown\n"));
-  EXPECT_TRUE(absl::StrContains(text,
-                                "CONNECTORS (2)\n"
-                                "TENANT  NAME    ADDRESS               VERSION  "
-                                "CONNECTED FOR  ACKED ROUTES\n"
-                                "acme    edge-1  ipv4:127.0.0.1:51234  0.1.0    2m             2\n"
-                                "acme    edge-2  ipv4:127.0.0.1:51240  -        -              1\n"))
+  EXPECT_TRUE(
+      absl::StrContains(text,
+                        "CONNECTORS (2)\n"
+                        "TENANT  NAME    ADDRESS               VERSION  "
+                        "CONNECTED FOR  ACKED ROUTES\n"
+                        "acme    edge-1  ipv4:127.0.0.1:51234  0.1.0    2m             2\n"
+                        "acme    edge-2  ipv4:127.0.0.1:51240  -        -              1\n"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "RELAYS (1)\n")) << text;
   EXPECT_TRUE(absl::StrContains(text, "ops     relay-1  ipv4:127.0.0.1:40000  -        1h"))

@@ -45,7 +45,8 @@ std::optional<absl::Time> CivilToTime(int year, int month, int day, int hour, in
 
 std::optional<absl::Time> ParseGlogLineTime(absl::string_view line, int year, int header_month,
                                             absl::TimeZone tz) {
-  if (line.empty() || absl::string_view("IWEF").find(line[0]) == absl::string_view::npos) return std::nullopt;
+  if (line.empty() || absl::string_view("IWEF").find(line[0]) == absl::string_view::npos)
+    return std::nullopt;
   // The date has 4 (mmdd) or 8 (yyyymmdd) digits, then a space.
   size_t date_len = 0;
   while (1 + date_len < line.size() &&

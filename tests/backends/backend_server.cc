@@ -55,8 +55,8 @@
 #include "common/mutex_lock.h"
 #include "common/process.h"
 #include "glog/logging.h"
-#include "grpcpp/grpcpp.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 #include "tests/backends/pattern.h"
 
 ABSL_FLAG(std::string, udp_echo, "", "UDP echo listen address (host:port; port 0: any).");
