@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/testing/ferryctl_process.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -23,11 +24,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using RunResult = cli::testing::FerryctlRun;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -53,30 +50,8 @@ class FerryctlTest : public ::testing::Test {
 
   // Runs `ferryctl args...` with the working directory work_.
   RunResult Run(const std::vector<std::string>& args) {
-    std::string out_path = work_ + "/.stdout";
-    std::string err_path = work_ + "/.stderr";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (out_fd < 0 || err_fd < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0 ||
-          chdir(work_.c_str()) != 0) {
-        _exit(127);
-      }
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(binary_.c_str()));
-      for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-      argv.push_back(nullptr);
-      execv(binary_.c_str(), argv.data());
-      _exit(127);
-    }
-    RunResult result;
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status)) << "ferryctl crashed";
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = ReadAll(out_path);
-    result.err = ReadAll(err_path);
+    RunResult result = cli::testing::RunFerryctl(binary_, work_, args);
+    EXPECT_NE(result.exit_code, -1) << "ferryctl crashed";
     return result;
   }
 
