@@ -54,6 +54,11 @@ const char* HealthLabel(v1::HealthState state) {
   }
 }
 
+// The health monitor's key of one address of one service.
+std::string TargetKey(const std::string& service, const std::string& address) {
+  return absl::StrCat(service, " ", address);
+}
+
 bool SameList(const std::vector<v1::BackendStatus>& a, const std::vector<v1::BackendStatus>& b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
@@ -97,7 +102,6 @@ absl::StatusOr<std::unique_ptr<ConnectorBackends>> ConnectorBackends::Start(
         LOG(INFO) << "Backend " << transition.key << ": " << HealthLabel(transition.from) << " -> "
                   << HealthLabel(transition.to) << " (" << transition.detail << ")";
         MutexLock lock(&raw->mu_);
-        raw->health_[transition.key] = transition.to;
         raw->dirty_ = true;
         raw->wake_.Signal();
       });
@@ -190,7 +194,8 @@ std::map<std::string, std::vector<v1::BackendStatus>> ConnectorBackends::View() 
   return view_;
 }
 
-std::map<std::string, std::vector<v1::BackendStatus>> ConnectorBackends::ComputeLocked() const {
+std::map<std::string, std::vector<v1::BackendStatus>> ConnectorBackends::ComputeLocked(
+    const std::map<std::string, v1::HealthState>& health) const {
   std::map<std::string, std::vector<v1::BackendStatus>> view;
   auto add = [&](const v1::ServiceSpec& spec) {
     std::vector<v1::BackendStatus>& list = view[spec.name()];
@@ -210,8 +215,8 @@ std::map<std::string, std::vector<v1::BackendStatus>> ConnectorBackends::Compute
         status.set_source(backend.address());
         status.set_health(v1::HEALTH_STATE_UNKNOWN);
         if (spec.has_health_check()) {
-          auto h = health_.find(absl::StrCat(spec.name(), " ", text));
-          if (h != health_.end()) status.set_health(h->second);
+          auto h = health.find(TargetKey(spec.name(), text));
+          if (h != health.end()) status.set_health(h->second);
         }
         list.push_back(std::move(status));
       }
@@ -263,7 +268,12 @@ void ConnectorBackends::Run() {
       while (!dirty_ && !stopping_) CondVarWait(&wake_, &mu_);
       if (stopping_) return;
       dirty_ = false;
-
+    }
+    // The monitor publishes a state before it reports the transition, so this
+    // holds every transition that woke this round.
+    const std::map<std::string, v1::HealthState> health = monitor_->States();
+    {
+      MutexLock lock(&mu_);
       std::set<std::string> wanted_sources;
       for (const auto* specs : {&config_specs_, &api_specs_}) {
         for (const auto& [name, spec] : *specs) {
@@ -277,14 +287,13 @@ void ConnectorBackends::Run() {
         it = wanted_sources.count(it->first) > 0 ? std::next(it) : discovered_.erase(it);
       }
 
-      std::map<std::string, std::vector<v1::BackendStatus>> view = ComputeLocked();
-      std::set<std::string> keys;
+      std::map<std::string, std::vector<v1::BackendStatus>> view = ComputeLocked(health);
       for (const auto* specs : {&config_specs_, &api_specs_}) {
         for (const auto& [name, spec] : *specs) {
           if (!spec.has_health_check()) continue;
           for (const v1::BackendStatus& status : view[name]) {
             health::HealthTarget target;
-            target.key = absl::StrCat(name, " ", status.address());
+            target.key = TargetKey(name, status.address());
             const bool bare = status.address().find(':') == std::string::npos;
             absl::StatusOr<SocketAddress> address =
                 ParseSocketAddress(bare ? absl::StrCat(status.address(), ":1") : status.address());
@@ -292,15 +301,10 @@ void ConnectorBackends::Run() {
             target.address = *address;
             target.host = HostOf(status.source());
             target.check = spec.health_check();
-            keys.insert(target.key);
             targets.push_back(std::move(target));
           }
         }
       }
-      for (auto it = health_.begin(); it != health_.end();) {
-        it = keys.count(it->first) > 0 ? std::next(it) : health_.erase(it);
-      }
-      view = ComputeLocked();  // Without the health of targets just dropped.
       for (const auto& [name, list] : view) {
         auto old = view_.find(name);
         if (!report_all_ && old != view_.end() && SameList(old->second, list)) continue;

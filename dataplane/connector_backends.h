@@ -100,8 +100,10 @@ class ConnectorBackends {
   // The change thread: on each wake-up, recomputes the view, re-aims
   // discovery and the health monitor, and reports what changed.
   void Run();
-  // Every service's list from specs, addresses and health.
-  std::map<std::string, std::vector<v1::BackendStatus>> ComputeLocked() const
+  // Every service's list from specs, addresses and `health` (the monitor's
+  // states by target key; an address without one is UNKNOWN).
+  std::map<std::string, std::vector<v1::BackendStatus>> ComputeLocked(
+      const std::map<std::string, v1::HealthState>& health) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetServices(bool api, std::vector<v1::ServiceSpec> services);
   void ExportLocked(const std::map<std::string, std::vector<v1::BackendStatus>>& view)
@@ -125,8 +127,6 @@ class ConnectorBackends {
   // Discovered sources' addresses, as BackendDiscovery last reported them
   // (kept here so that no call into discovery happens under mu_).
   std::map<std::string, std::vector<SocketAddress>> discovered_ ABSL_GUARDED_BY(mu_);
-  // Health of checked addresses, by target key (service + " " + address).
-  std::map<std::string, v1::HealthState> health_ ABSL_GUARDED_BY(mu_);
   // The last computed and reported lists.
   std::map<std::string, std::vector<v1::BackendStatus>> view_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Gauge*> gauges_ ABSL_GUARDED_BY(mu_);
