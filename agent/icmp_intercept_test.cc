@@ -16,11 +16,7 @@
 namespace ferry::agent {
 namespace {
 
-in_addr V4(const char* text) {
-  in_addr address{};
-  inet_pton(AF_INET, text, &address);
-  return address;
-}
+using testing::V4;
 
 // An IPv4 packet carrying an ICMP message, with knobs for each field the
 // parser looks at.
@@ -106,12 +102,11 @@ TEST(IsEchoReplyTest, NeedsTypeZeroCodeZeroAndAWholeHeader) {
 
 // Real sockets in a namespace of the test's own, where the kernel does not
 // answer pings (as intercept mode needs).
-class EchoInterceptSocketTest : public ::testing::Test {
+class EchoInterceptSocketTest : public testing::NetworkNamespaceTest {
  protected:
   void SetUp() override {
-    absl::Status s = testing::EnterNewNetworkNamespace();
-    if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s;
-    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_NO_FATAL_FAILURE(NetworkNamespaceTest::SetUp());
+    if (IsSkipped()) return;
     std::ofstream("/proc/sys/net/ipv4/icmp_echo_ignore_all") << "1\n";
     absl::StatusOr<std::unique_ptr<InterceptAddresses>> vips = InterceptAddresses::Open("lo");
     ASSERT_TRUE(vips.ok()) << vips.status();

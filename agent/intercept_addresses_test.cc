@@ -14,22 +14,11 @@
 namespace ferry::agent {
 namespace {
 
+using testing::V4;
+
 using testing::LinkHasAddress;
 
-in_addr V4(const char* text) {
-  in_addr address{};
-  inet_pton(AF_INET, text, &address);
-  return address;
-}
-
-class InterceptAddressesTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    absl::Status s = testing::EnterNewNetworkNamespace();
-    if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s;
-    ASSERT_TRUE(s.ok()) << s;
-  }
-};
+using InterceptAddressesTest = testing::NetworkNamespaceTest;
 
 TEST_F(InterceptAddressesTest, RemovesOnlyTheAddressesItAdded) {
   // One address was there before: it must survive the object.

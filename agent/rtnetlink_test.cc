@@ -10,20 +10,15 @@
 namespace ferry::agent {
 namespace {
 
+using testing::V4;
+
 using testing::LinkHasAddress;
 
-in_addr V4(const char* text) {
-  in_addr address{};
-  inet_pton(AF_INET, text, &address);
-  return address;
-}
-
-class RtnetlinkTest : public ::testing::Test {
+class RtnetlinkTest : public testing::NetworkNamespaceTest {
  protected:
   void SetUp() override {
-    absl::Status s = testing::EnterNewNetworkNamespace();
-    if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s;
-    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_NO_FATAL_FAILURE(NetworkNamespaceTest::SetUp());
+    if (IsSkipped()) return;
     absl::StatusOr<int> lo = LinkIndex("lo");
     ASSERT_TRUE(lo.ok()) << lo.status();
     lo_ = *lo;

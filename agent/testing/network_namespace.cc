@@ -37,4 +37,16 @@ bool LinkHasAddress(const std::string& link, const std::string& address) {
   return found;
 }
 
+in_addr V4(const char* text) {
+  in_addr address{};
+  inet_pton(AF_INET, text, &address);
+  return address;
+}
+
+void NetworkNamespaceTest::SetUp() {
+  const absl::Status s = EnterNewNetworkNamespace();
+  if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s;
+  ASSERT_TRUE(s.ok()) << s;
+}
+
 }  // namespace ferry::agent::testing

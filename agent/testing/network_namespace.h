@@ -4,9 +4,12 @@
 // moves: call it from the test's main thread before starting others.
 #pragma once
 
+#include <netinet/in.h>
+
 #include <string>
 
 #include "absl/status/status.h"
+#include "gtest/gtest.h"
 
 namespace ferry::agent::testing {
 
@@ -18,5 +21,16 @@ absl::Status EnterNewNetworkNamespace();
 
 // Whether link `link` has IPv4 address `address` (dotted quad), per getifaddrs.
 bool LinkHasAddress(const std::string& link, const std::string& address);
+
+// The IPv4 address `text` (a dotted quad the test wrote; 0.0.0.0 if it is not one).
+in_addr V4(const char* text);
+
+// A fixture whose every test runs in a network namespace of its own: SetUp
+// enters one, or skips the test when the kernel refuses. A derived SetUp
+// calls this one first and returns when IsSkipped() or on a fatal failure.
+class NetworkNamespaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+};
 
 }  // namespace ferry::agent::testing
