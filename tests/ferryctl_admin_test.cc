@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli/testing/ferryctl_process.h"
 #include "ferry/v1/sessions.grpc.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -37,18 +38,7 @@ namespace {
 using ::ferry::harness::Fabric;
 using ::ferry::harness::FabricService;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using CliRun = cli::testing::FerryctlRun;
 
 // Parses JSON into a Struct (an object) or fails the test.
 google::protobuf::Struct ParseJsonObject(const std::string& json) {
@@ -125,34 +115,10 @@ class FerryctlAdminTest : public ::testing::Test {
   // Runs ferryctl with `args`, FERRY_* from `env` only (others cleared).
   CliRun Ferryctl(const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& env = {}) {
-    const std::string out_path = work_ + "/stdout";
-    const std::string err_path = work_ + "/stderr";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null_fd = open("/dev/null", O_RDONLY);
-      if (out_fd < 0 || err_fd < 0 || null_fd < 0) _exit(125);
-      dup2(null_fd, 0);
-      dup2(out_fd, 1);
-      dup2(err_fd, 2);
-      for (const char* name : {"FERRY_INTERMEDIATE", "FERRY_CA_CERT", "FERRY_CERT", "FERRY_KEY"}) {
-        unsetenv(name);
-      }
-      for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-      std::vector<char*> argv = {const_cast<char*>(binary_->c_str())};
-      for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-      argv.push_back(nullptr);
-      execv(binary_->c_str(), argv.data());
-      _exit(127);
-    }
-    CliRun run;
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    run.out = ReadAll(out_path);
-    run.err = ReadAll(err_path);
-    return run;
+    cli::testing::FerryctlEnv vars;
+    vars.unset = {"FERRY_INTERMEDIATE", "FERRY_CA_CERT", "FERRY_CERT", "FERRY_KEY"};
+    vars.set = env;
+    return cli::testing::RunFerryctl(*binary_, work_, args, vars);
   }
 
   static Fabric* fabric_;

@@ -29,7 +29,7 @@ std::string FerryctlBinaryPath() {
 }
 
 FerryctlRun RunFerryctl(const std::string& binary, const std::string& workdir,
-                        const std::vector<std::string>& args) {
+                        const std::vector<std::string>& args, const FerryctlEnv& env) {
   const std::string out_path = workdir + "/.stdout";
   const std::string err_path = workdir + "/.stderr";
   FerryctlRun result;
@@ -38,10 +38,13 @@ FerryctlRun RunFerryctl(const std::string& binary, const std::string& workdir,
   if (pid == 0) {
     int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out_fd < 0 || err_fd < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0 ||
-        chdir(workdir.c_str()) != 0) {
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (out_fd < 0 || err_fd < 0 || null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        dup2(err_fd, 2) < 0 || chdir(workdir.c_str()) != 0) {
       _exit(127);
     }
+    for (const std::string& name : env.unset) unsetenv(name.c_str());
+    for (const auto& [name, value] : env.set) setenv(name.c_str(), value.c_str(), 1);
     std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
     for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ferry::cli::testing {
@@ -17,10 +18,17 @@ struct FerryctlRun {
 // TEST_SRCDIR and TEST_WORKSPACE; empty when they are not set.
 std::string FerryctlBinaryPath();
 
-// Runs `binary args...` with `workdir` as its working directory and waits for it. stdout and
-// stderr go through the files workdir/.stdout and workdir/.stderr (overwritten). Blocks; not
-// safe to call from two threads with the same workdir.
+// Environment changes for the child only.
+struct FerryctlEnv {
+  std::vector<std::string> unset;                        // removed first
+  std::vector<std::pair<std::string, std::string>> set;  // then set
+};
+
+// Runs `binary args...` with `workdir` as its working directory, stdin from /dev/null and `env`
+// applied, and waits for it. stdout and stderr go through the files workdir/.stdout and
+// workdir/.stderr (overwritten). Blocks; not safe to call from two threads with the same
+// workdir.
 FerryctlRun RunFerryctl(const std::string& binary, const std::string& workdir,
-                        const std::vector<std::string>& args);
+                        const std::vector<std::string>& args, const FerryctlEnv& env = {});
 
 }  // namespace ferry::cli::testing
