@@ -31,6 +31,7 @@
 #include "common/mutex_lock.h"
 #include "common/naming.h"
 #include "common/process.h"
+#include "common/proto_time.h"
 #include "dataplane/dataplane_metrics.h"
 #include "dataplane/udp_socket_group.h"
 #include "discovery/config_loader.h"
@@ -156,8 +157,7 @@ absl::StatusOr<SessionGrant> OpenSession(v1::Sessions::Stub& stub, const std::st
   if (!relay.ok()) return relay.status();
   grant.relay_udp = *relay;
   grant.relay_stream = response->relay_stream_address();
-  absl::Duration ttl =
-      absl::Seconds(response->ttl().seconds()) + absl::Nanoseconds(response->ttl().nanos());
+  absl::Duration ttl = FromDurationProto(response->ttl());
   if (ttl <= absl::ZeroDuration()) ttl = absl::Minutes(10);
   grant.expires_at = absl::Now() + ttl;
   return grant;

@@ -8,18 +8,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "cli/table_printer.h"
+#include "common/proto_time.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace ferry::cli {
 namespace {
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-absl::Duration FromDurationProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
@@ -34,10 +27,11 @@ std::string PeerName(const v1::Peer& peer) {
 std::string PeersTable(const google::protobuf::RepeatedPtrField<v1::Peer>& peers, absl::Time now) {
   TablePrinter table({"TENANT", "NAME", "ADDRESS", "VERSION", "CONNECTED FOR", "ACKED ROUTES"});
   for (const v1::Peer& peer : peers) {
-    table.AddRow(
-        {peer.identity().tenant(), peer.identity().name(), peer.address(), peer.version(),
-         peer.has_connected_at() ? ShortDuration(now - FromTimestamp(peer.connected_at())) : "",
-         absl::StrCat(peer.acked_route_version())});
+    table.AddRow({peer.identity().tenant(), peer.identity().name(), peer.address(), peer.version(),
+                  peer.has_connected_at()
+                      ? ShortDuration(now - FromTimestampProto(peer.connected_at()))
+                      : "",
+                  absl::StrCat(peer.acked_route_version())});
   }
   return table.Render();
 }
@@ -156,10 +150,11 @@ std::string SessionsTable(const v1::ListSessionsResponse& sessions, absl::Time n
   TablePrinter table(
       {"SESSION", "TENANT", "SERVICE", "AGENT", "CONNECTOR", "RELAY", "PATH", "EXPIRES IN"});
   for (const v1::SessionInfo& session : sessions.sessions()) {
-    table.AddRow(
-        {session.session_id(), session.tenant(), session.service(), session.agent(),
-         session.connector(), session.relay(), SessionPathName(session.path()),
-         session.has_expires_at() ? ShortDuration(FromTimestamp(session.expires_at()) - now) : ""});
+    table.AddRow({session.session_id(), session.tenant(), session.service(), session.agent(),
+                  session.connector(), session.relay(), SessionPathName(session.path()),
+                  session.has_expires_at()
+                      ? ShortDuration(FromTimestampProto(session.expires_at()) - now)
+                      : ""});
   }
   return table.Render();
 }
@@ -191,7 +186,7 @@ std::string StatusText(const v1::GetStatusResponse& status,
       if (peer.config_error().empty()) continue;
       absl::StrAppend(&text, "CONFIG ERROR  connector ", PeerName(peer));
       if (peer.has_config_error_at()) {
-        absl::StrAppend(&text, " since ", FormatUtc(FromTimestamp(peer.config_error_at())));
+        absl::StrAppend(&text, " since ", FormatUtc(FromTimestampProto(peer.config_error_at())));
       }
       absl::StrAppend(&text, ": ", peer.config_error(),
                       "\n              (the connector keeps serving its last good config)\n");

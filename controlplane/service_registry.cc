@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/mutex_lock.h"
 #include "common/naming.h"
+#include "common/proto_time.h"
 #include "common/service_spec_validation.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
@@ -36,10 +37,6 @@ absl::StatusOr<uint64_t> ReadCounter(controlplane::StateStore* store, absl::stri
         absl::StrCat("state key ", key, " holds \"", **value, "\", not a number"));
   }
   return n;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
 // A zone is one or more DNS labels separated by dots ("ferry.internal").
@@ -703,7 +700,7 @@ std::vector<v1::Peer> ServiceRegistry::ListConnectors() {
     v1::Peer peer;
     *peer.mutable_identity() = c.id.ToProto();
     peer.set_address(c.address);
-    *peer.mutable_connected_at() = ToTimestamp(c.connected_at);
+    *peer.mutable_connected_at() = ToTimestampProto(c.connected_at);
     peer.set_version(c.version);
     peer.set_acked_route_version(c.acked_route_version);
     if (!c.config_status.error().empty()) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/listen_address.h"
 #include "common/naming.h"
+#include "common/proto_time.h"
 #include "google/protobuf/util/time_util.h"
 #include "openssl/rand.h"
 
@@ -46,10 +47,6 @@ std::string HostProblem(const std::string& host) {
     return "the host is not a valid IPv4 address";
   }
   return "";
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
 const char* TransportName(v1::Protocol protocol) {
@@ -326,7 +323,7 @@ std::vector<v1::SessionInfo> SessionTable::List(absl::string_view tenant) const 
     info.set_connector(session->connector);
     info.set_relay(session->relay.name);
     info.set_path(v1::SESSION_PATH_RELAY);
-    *info.mutable_expires_at() = ToTimestamp(session->expires_at);
+    *info.mutable_expires_at() = ToTimestampProto(session->expires_at);
     out.push_back(std::move(info));
   }
   return out;

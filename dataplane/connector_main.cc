@@ -22,6 +22,7 @@
 #include "common/metrics.h"
 #include "common/mutex_lock.h"
 #include "common/process.h"
+#include "common/proto_time.h"
 #include "dataplane/connector_backends.h"
 #include "dataplane/connector_session_client.h"
 #include "dataplane/connector_worker.h"
@@ -56,7 +57,7 @@ std::vector<v1::ServiceSpec> ServicesOf(const v1::ConnectorConfig& config) {
 }
 
 absl::Duration DurationOr(const google::protobuf::Duration& d, absl::Duration fallback) {
-  const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  const absl::Duration value = FromDurationProto(d);
   return value > absl::ZeroDuration() ? value : fallback;
 }
 
@@ -64,8 +65,7 @@ v1::ConfigStatus ReloadOutcome(const std::string& path, const absl::Status& stat
   v1::ConfigStatus outcome;
   outcome.set_path(path);
   if (!status.ok()) outcome.set_error(std::string(status.message()));
-  const absl::Time now = absl::Now();
-  outcome.mutable_at()->set_seconds(absl::ToUnixSeconds(now));
+  *outcome.mutable_at() = ToTimestampProto(absl::Now());
   return outcome;
 }
 

@@ -2,34 +2,27 @@
 
 #include <algorithm>
 
+#include "common/proto_time.h"
+
 namespace ferry::health {
-namespace {
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-void ToProto(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 v1::HealthCheck WithDefaults(const v1::HealthCheck& check) {
   v1::HealthCheck out = check;
-  absl::Duration interval = check.has_interval() ? FromProto(check.interval()) : kDefaultInterval;
+  absl::Duration interval =
+      check.has_interval() ? FromDurationProto(check.interval()) : kDefaultInterval;
   if (interval <= absl::ZeroDuration()) interval = kDefaultInterval;
   interval = std::max(interval, kMinInterval);
-  absl::Duration timeout = check.has_timeout() ? FromProto(check.timeout()) : kDefaultTimeout;
+  absl::Duration timeout =
+      check.has_timeout() ? FromDurationProto(check.timeout()) : kDefaultTimeout;
   if (timeout <= absl::ZeroDuration()) timeout = kDefaultTimeout;
   timeout = std::min(timeout, interval);
-  const absl::Duration jitter = std::max(
-      check.has_jitter() ? FromProto(check.jitter()) : absl::ZeroDuration(), absl::ZeroDuration());
-  ToProto(interval, out.mutable_interval());
-  ToProto(timeout, out.mutable_timeout());
-  ToProto(jitter, out.mutable_jitter());
+  const absl::Duration jitter =
+      std::max(check.has_jitter() ? FromDurationProto(check.jitter()) : absl::ZeroDuration(),
+               absl::ZeroDuration());
+  *out.mutable_interval() = ToDurationProto(interval);
+  *out.mutable_timeout() = ToDurationProto(timeout);
+  *out.mutable_jitter() = ToDurationProto(jitter);
   if (out.unhealthy_threshold() == 0) out.set_unhealthy_threshold(kDefaultUnhealthyThreshold);
   if (out.healthy_threshold() == 0) out.set_healthy_threshold(kDefaultHealthyThreshold);
   switch (out.kind_case()) {
@@ -52,9 +45,11 @@ v1::HealthCheck WithDefaults(const v1::HealthCheck& check) {
   return out;
 }
 
-absl::Duration Interval(const v1::HealthCheck& check) { return FromProto(check.interval()); }
-absl::Duration Timeout(const v1::HealthCheck& check) { return FromProto(check.timeout()); }
-absl::Duration Jitter(const v1::HealthCheck& check) { return FromProto(check.jitter()); }
+absl::Duration Interval(const v1::HealthCheck& check) {
+  return FromDurationProto(check.interval());
+}
+absl::Duration Timeout(const v1::HealthCheck& check) { return FromDurationProto(check.timeout()); }
+absl::Duration Jitter(const v1::HealthCheck& check) { return FromDurationProto(check.jitter()); }
 
 absl::string_view KindName(const v1::HealthCheck& check) {
   switch (check.kind_case()) {

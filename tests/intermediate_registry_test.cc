@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/proto_time.h"
 #include "ferry/v1/admin.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -42,10 +43,6 @@ constexpr absl::Duration kKeepaliveInterval = absl::Seconds(1);
 
 std::vector<std::string> Backends(const v1::RouteService& route) {
   return {route.backends().begin(), route.backends().end()};
-}
-
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
 class RegistryTestBase : public ::testing::Test {
@@ -160,7 +157,7 @@ TEST_F(IntermediateRegistryTest, HelloIsAnsweredWithWelcomeCarryingServiceIds) {
                            {harness::MakeServiceSpec("grafana-web", {"127.0.0.1:3000"}),
                             harness::MakeServiceSpec("ollama-api", {"127.0.0.1:11434"})},
                            &welcome);
-  EXPECT_EQ(ToDuration(welcome.keepalive_interval()), kKeepaliveInterval);
+  EXPECT_EQ(FromDurationProto(welcome.keepalive_interval()), kKeepaliveInterval);
   ASSERT_EQ(welcome.services_size(), 2);
   std::map<std::string, uint32_t> ids;
   for (const v1::Service& service : welcome.services()) {
